@@ -1,0 +1,311 @@
+"""Benchmark pyetcd against Debian's etcd 3.4 and the bare selectors+h11 ceiling, in one run.
+
+Every server is its own process pinned to core 0 and the load generator runs on core 1 (when taskset
+exists), so on a 2-core machine each side gets one core.  The loads are interleaved: each load is run
+against every server before moving to the next, so a noisy neighbour hurts all servers alike; what
+is meant to be compared are the ratios measured in the same run.
+
+    .venv/bin/python -m bench.run [--duration 5] [--only pyetcd,etcd,ceiling] [--loads put@1,get@64,...]
+
+Results go to stdout as a table and to bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.loadgen import raise_nofile
+from tests.support.servers import (
+    PYETCD_BIN,
+    REPO,
+    Server,
+    etcd_available,
+    etcd_server,
+    free_port,
+    pyetcd_server,
+)
+
+SERVERS = ("pyetcd", "etcd", "ceiling", "raw")  # raw: opt-in loadgen capacity check
+DEFAULT_SERVERS = SERVERS[:3]
+LOADS = ("put@1", "put@16", "put@64", "get@64", "watch@1000")
+RESULTS = REPO / "bench" / "results" / "latest.json"
+SERVER_CORE, LOADGEN_CORE = "0", "1"
+
+Result = dict[str, Any]
+
+
+# ---------------------------------------------------------------- servers
+
+
+def taskset(core: str, argv: list[str]) -> list[str]:
+    """Prefix argv with `taskset -c core` when taskset exists and the machine has that core."""
+    exe = shutil.which("taskset")
+    if exe is None or (os.cpu_count() or 1) < 2:
+        return argv
+    return [exe, "-c", core, *argv]
+
+
+def ceiling_server(base: Path, raw: bool = False) -> Server:
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.ceiling", "--port", str(port), *(["--raw"] if raw else [])]
+    name = "raw" if raw else "ceiling"
+    return Server(name, port, base / name, argv)
+
+
+def make_server(kind: str, base: Path) -> Server:
+    if kind == "pyetcd":
+        if not PYETCD_BIN.exists():
+            raise RuntimeError(f"{PYETCD_BIN} not found")
+        return pyetcd_server(base)
+    if kind == "etcd":
+        if not etcd_available():
+            raise RuntimeError("etcd not on PATH (make etcd)")
+        return etcd_server(base)
+    if kind in ("ceiling", "raw"):
+        return ceiling_server(base, raw=kind == "raw")
+    raise ValueError(kind)
+
+
+@contextmanager
+def running(kinds: list[str], base: Path, pin: bool) -> Iterator[tuple[dict[str, Server], dict[str, str]]]:
+    """Start each server (pinned); yield the running ones and a status per kind; stop them by PID."""
+    servers: dict[str, Server] = {}
+    status: dict[str, str] = {}
+    try:
+        for kind in kinds:
+            try:
+                srv = make_server(kind, base)
+                if pin:
+                    srv.argv = taskset(SERVER_CORE, srv.argv)
+                servers[kind] = srv.start()
+                status[kind] = "ok"
+            except (RuntimeError, OSError) as e:
+                status[kind] = f"not run: {str(e).strip()[:300]}"
+                print(f"[bench] {kind}: {status[kind]}", file=sys.stderr)
+        yield servers, status
+    finally:
+        for srv in servers.values():
+            srv.stop()
+
+
+# ---------------------------------------------------------------- loads
+
+
+def parse_load(name: str) -> tuple[str, int]:
+    kind, _, n = name.partition("@")
+    if kind not in ("put", "get", "watch") or not n.isdigit():
+        raise argparse.ArgumentTypeError(f"bad load {name!r}: want put@N, get@N or watch@N")
+    return kind, int(n)
+
+
+def run_load(name: str, srv: Server, a: argparse.Namespace) -> Result:
+    """Run one load against one server in a loadgen subprocess (pinned to the other core)."""
+    kind, n = parse_load(name)
+    assert srv.proc is not None
+    argv = [sys.executable, "-m", "bench.loadgen", "--port", str(srv.port), "--load", kind, "--clients", str(n),
+            "--duration", str(a.duration), "--warmup", str(a.warmup), "--procs", str(a.procs),
+            "--rounds", str(a.watch_rounds), "--server-pid", str(srv.proc.pid), "--json"]
+    if kind == "get":
+        argv.append("--prefill")
+    if a.pin:
+        argv = taskset(LOADGEN_CORE, argv)
+    timeout = a.duration + a.warmup + 60 + (15 * a.watch_rounds if kind == "watch" else 0)
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        return {"error": f"loadgen timed out after {timeout}s"}
+    if p.returncode != 0:
+        return {"error": (p.stderr.strip().splitlines() or ["loadgen failed"])[-1][:300]}
+    return json.loads(p.stdout)
+
+
+def run_all(servers: dict[str, Server], a: argparse.Namespace) -> dict[str, dict[str, Result]]:
+    """Every load against every server, interleaved; with --repeat N, each cell keeps its median run."""
+    results: dict[str, dict[str, Result]] = {}
+    for name in a.loads:
+        results[name] = {}
+        for kind, srv in servers.items():
+            if name.startswith("watch") and kind in ("ceiling", "raw"):
+                results[name][kind] = {"n/a": f"the {kind} server does not serve watches"}
+                continue
+            runs = []
+            for i in range(a.repeat):
+                print(f"[bench] {name:<11} {kind:<8} run {i + 1}/{a.repeat}", file=sys.stderr, flush=True)
+                runs.append(run_load(name, srv, a))
+                time.sleep(a.pause)
+            results[name][kind] = median_run(runs)
+    return results
+
+
+def median_run(runs: list[Result]) -> Result:
+    """The run with the median throughput (or median all-woken time); all runs are kept under 'runs'."""
+    if len(runs) == 1:
+        return runs[0]
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return runs[-1]
+    key = "all_woken_ms_median" if "all_woken_ms_median" in ok[0] else "ops_s"
+    ok.sort(key=lambda r: r[key] if r[key] == r[key] else float("inf"))
+    pick = dict(ok[(len(ok) - 1) // 2])
+    pick["runs"] = [{k: r.get(k) for k in (key, "p50_ms", "p99_ms", "error") if k in r} for r in runs]
+    return pick
+
+
+# ---------------------------------------------------------------- ratios and targets
+
+
+def ratio(num: float | None, den: float | None) -> float | None:
+    if not num or not den or num != num or den != den:
+        return None
+    return round(num / den, 3)
+
+
+def metric(results: dict[str, dict[str, Result]], load: str, kind: str, key: str) -> float | None:
+    v = results.get(load, {}).get(kind, {}).get(key)
+    return v if isinstance(v, int | float) else None
+
+
+def ratios(results: dict[str, dict[str, Result]]) -> dict[str, dict[str, float | None]]:
+    out: dict[str, dict[str, float | None]] = {}
+    for load in results:
+        key = "all_woken_ms_median" if load.startswith("watch") else "ops_s"
+        out[load] = {
+            "pyetcd/etcd": ratio(metric(results, load, "pyetcd", key), metric(results, load, "etcd", key)),
+            "pyetcd/ceiling": ratio(metric(results, load, "pyetcd", key), metric(results, load, "ceiling", key)),
+            "etcd/ceiling": ratio(metric(results, load, "etcd", key), metric(results, load, "ceiling", key)),
+        }
+        if load.startswith("put"):
+            out[load]["p99 pyetcd/etcd"] = ratio(metric(results, load, "pyetcd", "p99_ms"),
+                                                 metric(results, load, "etcd", "p99_ms"))
+    return out
+
+
+def targets(results: dict[str, dict[str, Result]], rat: dict[str, dict[str, float | None]]) -> list[Result]:
+    """The informational targets: (name, measured value, threshold, PASS/FAIL/n/a)."""
+    def check(name: str, value: float | None, limit: float, at_least: bool) -> Result:
+        ok = None if value is None else (value >= limit if at_least else value <= limit)
+        verdict = "n/a" if ok is None else ("PASS" if ok else "FAIL")
+        return {"target": name, "value": value, "limit": limit, "status": verdict}
+
+    out = [check("GET@64 ops >= 0.7x ceiling", rat.get("get@64", {}).get("pyetcd/ceiling"), 0.7, True),
+           check("PUT@64 ops >= 0.5x ceiling", rat.get("put@64", {}).get("pyetcd/ceiling"), 0.5, True)]
+    for load in (x for x in results if x.startswith("put")):
+        out.append(check(f"PUT@{load[4:]} p99 <= 2x etcd's", rat[load].get("p99 pyetcd/etcd"), 2.0, False))
+    out.append(check("PUT@1 p50 <= 0.5 ms", metric(results, "put@1", "pyetcd", "p50_ms"), 0.5, False))
+    return out
+
+
+# ---------------------------------------------------------------- output
+
+
+def fmt(v: Any, spec: str = ".0f") -> str:
+    return "-" if v is None or (isinstance(v, float) and v != v) else format(v, spec)
+
+
+def row(load: str, kind: str, r: Result) -> str:
+    if "error" in r or "n/a" in r:
+        return f"{load:<11} {kind:<8} {r.get('error') or 'n/a (' + r['n/a'] + ')'}"
+    if "all_woken_ms" in r:
+        rounds = ", ".join(fmt(x, ".1f") for x in r["all_woken_ms"])
+        return (f"{load:<11} {kind:<8} all woken in {fmt(r['all_woken_ms_median'], '.1f')} ms (median; rounds: "
+                f"{rounds}), woken {min(r['woken'])}/{r['clients']}, armed {min(r['armed_before_put'])}, "
+                f"per-watcher p50 {fmt(statistics.median(r['per_watcher_p50_ms']), '.1f')} ms")
+    return (f"{load:<11} {kind:<8} {fmt(r['ops_s']):>8} {fmt(r['p50_ms'], '.3f'):>8} {fmt(r['p99_ms'], '.3f'):>8}"
+            f" {r['errors'] + r['io_errors']:>5} {fmt(r['server_cpu'], '.2f'):>7} {fmt(r['loadgen_cpu'], '.2f'):>6}")
+
+
+def table(results: dict[str, dict[str, Result]], rat: dict[str, dict[str, float | None]]) -> str:
+    lines = [f"{'load':<11} {'server':<8} {'ops/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'err':>5} "
+             f"{'srv cpu':>7} {'lg cpu':>6}"]
+    for load, per in results.items():
+        lines.append("-" * 66)
+        lines += [row(load, kind, r) for kind, r in per.items()]
+        what = "all-woken time" if load.startswith("watch") else "ops/s"
+        lines.append(f"{'':<11} ratios ({what}): " + "  ".join(f"{k} {fmt(v, '.2f')}x" for k, v in rat[load].items()))
+    return "\n".join(lines)
+
+
+def header(a: argparse.Namespace, status: dict[str, str]) -> str:
+    servers = ", ".join(f"{k}: {v}" for k, v in status.items())
+    pin = f"servers on core {SERVER_CORE}, loadgen on core {LOADGEN_CORE}" if a.pin and shutil.which("taskset") \
+        else "not pinned"
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"pyetcd bench: {a.duration:g} s per load after {a.warmup:g} s warm-up, x{a.repeat}, {pin}; "
+            f"loadavg {load}\nservers: {servers}\n")
+
+
+def meta(a: argparse.Namespace, status: dict[str, str]) -> Result:
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
+    return {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git": git.stdout.strip(), "host": platform.node(),
+            "python": platform.python_version(), "cpus": os.cpu_count(), "loadavg": os.getloadavg(),
+            "pinned": bool(a.pin and shutil.which("taskset")), "duration_s": a.duration, "warmup_s": a.warmup,
+            "loadgen_procs": a.procs, "repeat": a.repeat, "servers": status}
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description="pyetcd vs etcd vs the h11 ceiling")
+    ap.add_argument("--duration", type=float, default=5.0, help="measured seconds per load (default 5)")
+    ap.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each load")
+    ap.add_argument("--only", default=",".join(DEFAULT_SERVERS),
+                    help="comma list of pyetcd,etcd,ceiling (default) and raw (h11-less server: loadgen check)")
+    ap.add_argument("--loads", default=",".join(LOADS), help="comma list of put@N, get@N, watch@N")
+    ap.add_argument("--procs", type=int, default=1, help="load generator processes per load (default 1)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per load and server; the median run is kept")
+    ap.add_argument("--watch-rounds", type=int, default=3)
+    ap.add_argument("--pause", type=float, default=0.5, help="seconds between runs")
+    ap.add_argument("--no-pin", dest="pin", action="store_false", help="do not use taskset")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    a = ap.parse_args(argv)
+    a.only = [s for s in a.only.split(",") if s]
+    bad = set(a.only) - set(SERVERS)
+    if bad:
+        ap.error(f"unknown server(s) {sorted(bad)}")
+    a.only = [s for s in SERVERS if s in a.only]
+    a.loads = [x for x in a.loads.split(",") if x]
+    for x in a.loads:
+        parse_load(x)
+    return a
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    os.chdir(REPO)
+    raise_nofile(8192)  # inherited by the servers: 1000 watchers need 1000+ descriptors on each side
+    base = Path(tempfile.mkdtemp(prefix="pyetcd-bench-", dir="/var/tmp"))  # disk-backed, so fsync costs
+    try:
+        with running(a.only, base, a.pin) as (servers, status):
+            results = run_all(servers, a)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    rat = ratios(results)
+    tgt = targets(results, rat)
+    print(header(a, status))
+    print(table(results, rat))
+    print("\ntargets (informational):")
+    for t in tgt:
+        print(f"  {t['status']:<4}  {t['target']:<28} measured {fmt(t['value'], '.3f')}")
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"meta": meta(a, status), "loads": results, "ratios": rat, "targets": tgt}
+    a.out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"\nwrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Go-compatible URL path and query/form decoding (pure).
+
+etcd is a Go program: its parameter rules are net/url's. Query strings split on '&' (a ';' is an
+error), '+' is a space, a bad %-escape is an error naming it, the first occurrence of a name wins.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote_to_bytes
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+class FormError(Exception):
+    """A parse failure; str() is Go's error text (etcd puts it in `cause`)."""
+
+
+def _escape_error(s: str, i: int) -> FormError:
+    bad = s[i:i + 3]
+    return FormError(f'invalid URL escape "{bad}"')
+
+
+def unescape(s: str, query: bool) -> str:
+    if "%" in s:
+        m = _BAD_ESCAPE.search(s)
+        if m:
+            raise _escape_error(s, m.start())
+        if query:
+            s = s.replace("+", " ")
+        return unquote_to_bytes(s).decode("utf-8", "replace")
+    if query and "+" in s:
+        return s.replace("+", " ")
+    return s
+
+
+def parse_query(raw: str, into: dict[str, str]) -> FormError | None:
+    """Add name=value pairs from a query string (first occurrence wins). Returns the first error,
+    after parsing every good pair, as Go's url.ParseQuery does."""
+    first_err: FormError | None = None
+    if not raw:
+        return None
+    for part in raw.split("&"):
+        if not part:
+            continue
+        if ";" in part:
+            first_err = first_err or FormError("invalid semicolon separator in query")
+            continue
+        name, _, value = part.partition("=")
+        try:
+            name = unescape(name, True)
+            value = unescape(value, True)
+        except FormError as e:
+            first_err = first_err or e
+            continue
+        if name not in into:
+            into[name] = value
+    return first_err
+
+
+def is_form_urlencoded(content_type: bytes | None) -> bool:
+    if not content_type:
+        return False
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/x-www-form-urlencoded"
+
+
+def clean_path(path: str) -> str:
+    """Go's ServeMux cleanPath: path.Clean, keeping a trailing slash."""
+    if path == "":
+        return "/"
+    if path[0] != "/":
+        path = "/" + path
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    cleaned = "/" + "/".join(parts)
+    if path.endswith("/") and cleaned != "/":
+        cleaned += "/"
+    return cleaned
+
+
+_PARSE_BOOL = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+               "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
+
+
+def parse_bool(text: str) -> bool | None:
+    """strconv.ParseBool; None when the spelling is not one Go accepts."""
+    return _PARSE_BOOL.get(text)
+
+
+def parse_uint64(text: str) -> int | None:
+    """strconv.ParseUint(text, 10, 64); None when invalid or out of range."""
+    if not text or not text.isascii() or not text.isdigit():
+        return None
+    value = int(text)
+    return value if value < 2**64 else None

@@ -1,0 +1,27 @@
+"""What the HTTP layer may read of a running member (a Protocol, so the API stays pure and testable)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..server.members import MemberRegistry
+from ..store.store import Store
+
+
+class ServerView(Protocol):
+    store: Store
+    members: MemberRegistry
+    cluster_id_bytes: bytes
+    self_id: int
+    leader_id: int
+
+    @property
+    def commit_index(self) -> int: ...
+
+    @property
+    def term(self) -> int: ...
+
+    @property
+    def healthy(self) -> bool: ...
+
+    def self_stats(self, now_ns: int) -> dict[str, object]: ...

@@ -1,0 +1,403 @@
+"""The event loop: the only place with sockets, timers, signals and the wall clock.
+
+One turn: select -> accept/read every ready socket and run complete requests through the pure client API
+-> persist what the turn proposed (one fdatasync) and apply it -> answer proposers and fire watchers ->
+flush output. Every connection is an h11.Connection; a connection handles one request at a time
+(pipelined requests wait in h11's buffer), and a connection whose unsent output or unread input passes
+its bound stops being read (or, for a watcher, is dropped) so one slow client never stalls the others.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import selectors
+import signal
+import socket
+import time
+from http import HTTPStatus
+from typing import Any
+
+import h11
+
+from ..http.client_api import FORM_BYTES_MAX, ClientApi, Propose, Reply, StartWatch
+from ..server.node import Applied
+from ..store.errors import V2Error
+from ..store.watcher_hub import Watcher
+from .member import MemberState
+
+log = logging.getLogger("pyetcd.loop")
+
+RECV_BYTES = 256 * 1024
+OUTPUT_BYTES_MAX = 64 * 1024 * 1024  # unsent bytes per connection before we stop reading it
+WATCH_OUTPUT_BYTES_MAX = 8 * 1024 * 1024  # a stream watcher this far behind is dropped (etcd drops too)
+PIPELINE_BYTES_MAX = 1024 * 1024  # unread pipelined input held per connection
+HEADER_BYTES_MAX = 1024 * 1024 + 4096  # Go's DefaultMaxHeaderBytes
+CONNECTIONS_MAX = 10_000
+REQUEST_IDLE_S = 60.0  # a request whose bytes stop arriving for this long is abandoned
+HOUSEKEEPING_S = 1.0
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+_BAD_REQUEST = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                b"Connection: close\r\n\r\n400 Bad Request")
+
+
+class Conn:
+    __slots__ = ("sock", "h11", "out", "method", "target", "headers", "body", "waiting", "watcher",
+                 "closing", "last_rx", "reading", "writing", "head")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=HEADER_BYTES_MAX)
+        self.out = bytearray()
+        self.method = ""
+        self.target = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body = bytearray()
+        self.waiting = False  # a response is owed (proposal in flight or watch open)
+        self.watcher: Watcher | None = None
+        self.closing = False
+        self.last_rx = 0.0
+        self.reading = True
+        self.writing = False
+        self.head = False
+
+
+class EventLoop:
+    def __init__(self, member: MemberState, listeners: list[socket.socket]) -> None:
+        self.member = member
+        self.api = ClientApi(member)
+        self.sel = selectors.DefaultSelector()
+        self.listeners = listeners
+        self.conns: dict[int, Conn] = {}
+        self.pending: dict[int, tuple[Conn, Propose]] = {}  # raft index -> who waits for it
+        self.watch_conns: dict[int, Conn] = {}
+        self.next_watcher_id = 1
+        self.dirty: set[Conn] = set()  # connections with output to flush this turn
+        self.running = True
+        self._date_sec = -1
+        self._date = b""
+        self._next_housekeeping = 0.0
+        for lsock in listeners:
+            lsock.setblocking(False)
+            self.sel.register(lsock, selectors.EVENT_READ, None)
+        self._sig_r, self._sig_w = socket.socketpair()
+        self._sig_r.setblocking(False)
+        self._sig_w.setblocking(False)
+        self.sel.register(self._sig_r, selectors.EVENT_READ, "signal")
+        signal.set_wakeup_fd(self._sig_w.fileno(), warn_on_full_buffer=False)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        self.running = False
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        while self.running:
+            self.run_turn(self._timeout())
+        self.shutdown()
+
+    def _timeout(self) -> float:
+        due_ns = self.member.store.next_expiry_ns()
+        timeout = HOUSEKEEPING_S
+        if due_ns:
+            timeout = min(timeout, max(0.0, (due_ns - time.time_ns()) / 1e9))
+        return timeout
+
+    def run_turn(self, timeout: float) -> None:
+        for key, mask in self.sel.select(timeout):
+            data = key.data
+            if data is None:
+                self._accept(key.fileobj)  # type: ignore[arg-type]
+            elif data == "signal":
+                try:
+                    self._sig_r.recv(4096)
+                except BlockingIOError:
+                    pass
+            else:
+                if mask & selectors.EVENT_READ:
+                    self._on_readable(data)
+                if mask & selectors.EVENT_WRITE and not data.closing:
+                    self._flush(data)
+        now_ns = time.time_ns()
+        sync = self.member.node.sync_due(now_ns)
+        if sync is not None:
+            self.member.node.propose(sync)
+        for applied in self.member.persist():
+            self._on_applied(applied)
+        for conn in list(self.dirty):
+            self._flush(conn)
+        self.dirty.clear()
+        mono = time.monotonic()
+        if mono >= self._next_housekeeping:
+            self._next_housekeeping = mono + HOUSEKEEPING_S
+            self._reap_idle(mono)
+
+    # ---- connections ---------------------------------------------------------------------------
+
+    def _accept(self, lsock: socket.socket) -> None:
+        for _ in range(256):
+            try:
+                sock, _ = lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("accept: %s", e)
+                    return
+                raise
+            if len(self.conns) >= CONNECTIONS_MAX:
+                sock.close()
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = Conn(sock)
+            conn.last_rx = time.monotonic()
+            self.conns[sock.fileno()] = conn
+            self.sel.register(sock, selectors.EVENT_READ, conn)
+
+    def _on_readable(self, conn: Conn) -> None:
+        try:
+            data = conn.sock.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(conn)
+            return
+        if not data:
+            self._close(conn)
+            return
+        conn.last_rx = time.monotonic()
+        try:
+            conn.h11.receive_data(data)
+        except h11.RemoteProtocolError:
+            self._protocol_error(conn, 400)
+            return
+        if conn.waiting:
+            if len(conn.h11.trailing_data[0]) > PIPELINE_BYTES_MAX:
+                self._set_reading(conn, False)
+            return
+        self._drive(conn)
+
+    def _drive(self, conn: Conn) -> None:
+        """Run h11 events until a request is complete and dispatched, or more bytes are needed."""
+        h = conn.h11
+        while not conn.waiting and not conn.closing:
+            try:
+                event = h.next_event()
+            except h11.RemoteProtocolError as e:
+                self._protocol_error(conn, e.error_status_hint)
+                return
+            cls = type(event)
+            if cls is h11.Request:
+                conn.method = event.method.decode("latin-1")  # type: ignore[union-attr]
+                conn.target = event.target  # type: ignore[union-attr]
+                conn.headers = event.headers  # type: ignore[union-attr,assignment]
+                conn.body = bytearray()
+            elif cls is h11.Data:
+                if len(conn.body) <= FORM_BYTES_MAX:
+                    conn.body += event.data  # type: ignore[union-attr]
+                    if len(conn.body) > FORM_BYTES_MAX:
+                        del conn.body[FORM_BYTES_MAX + 1:]  # enough to say "too large"; drop the rest
+            elif cls is h11.EndOfMessage:
+                self._dispatch(conn)
+            elif event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            elif cls is h11.ConnectionClosed:
+                self._close(conn)
+                return
+
+    def _dispatch(self, conn: Conn) -> None:
+        conn.waiting = True
+        conn.head = conn.method == "HEAD"
+        try:
+            outcome = self.api.handle(conn.method, conn.target, conn.headers, bytes(conn.body), time.time_ns())
+        except Exception:  # a bug must cost one request, not the server
+            log.exception("internal error handling %s %r", conn.method, conn.target)
+            outcome = Reply(500, [(b"Content-Type", b"text/plain; charset=utf-8")], b"Internal Server Error\n")
+        conn.body = bytearray()
+        if type(outcome) is Reply:
+            self._reply(conn, outcome)
+        elif type(outcome) is Propose:
+            index = self.member.node.propose(outcome.request)
+            self.pending[index] = (conn, outcome)
+        else:
+            assert type(outcome) is StartWatch
+            self._start_watch(conn, outcome)
+
+    # ---- responses -----------------------------------------------------------------------------
+
+    def _date_header(self) -> bytes:
+        now = int(time.time())
+        if now != self._date_sec:
+            self._date_sec = now
+            self._date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode()
+        return self._date
+
+    def _reply(self, conn: Conn, reply: Reply) -> None:
+        h = conn.h11
+        headers = reply.headers
+        headers.append((b"Date", self._date_header()))
+        if reply.status != 204 and reply.status != 304:
+            headers.append((b"Content-Length", b"%d" % len(reply.body)))
+        try:
+            out = h.send(h11.Response(status_code=reply.status, headers=headers,
+                                      reason=_REASONS.get(reply.status, b"")))
+            if reply.body and not conn.head:
+                out += h.send(h11.Data(data=reply.body))  # type: ignore[operator]
+            out += h.send(h11.EndOfMessage())  # type: ignore[operator]
+        except h11.LocalProtocolError:
+            log.exception("cannot send response")
+            self._close(conn)
+            return
+        conn.out += out  # type: ignore[arg-type]
+        self._response_done(conn)
+
+    def _response_done(self, conn: Conn) -> None:
+        conn.waiting = False
+        conn.watcher = None
+        self.dirty.add(conn)
+        h = conn.h11
+        if h.our_state is h11.MUST_CLOSE or h.their_state is h11.MUST_CLOSE:
+            conn.closing = True
+            return
+        if h.our_state is h11.DONE and h.their_state is h11.DONE:
+            h.start_next_cycle()
+            if not conn.reading:
+                self._set_reading(conn, True)
+            self._drive(conn)
+        # else: the client is still sending a body we did not wait for; h11 reads and discards it
+
+    def _protocol_error(self, conn: Conn, status: int) -> None:
+        if status == 431:
+            conn.out += (b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; "
+                         b"charset=utf-8\r\nConnection: close\r\n\r\n431 Request Header Fields Too Large")
+        else:
+            conn.out += _BAD_REQUEST
+        conn.closing = True
+        self.dirty.add(conn)
+
+    def _on_applied(self, applied: Applied) -> None:
+        waiter = self.pending.pop(applied.index, None)
+        if waiter is not None:
+            conn, prop = waiter
+            if conn.sock.fileno() >= 0 and not conn.closing:
+                self._reply(conn, self.api.render_result(prop, applied.result))
+        for watcher, event in applied.fired:
+            self._fire(watcher, event)
+
+    # ---- watches -------------------------------------------------------------------------------
+
+    def _start_watch(self, conn: Conn, w: StartWatch) -> None:
+        store = self.member.store
+        try:
+            watcher, matches = store.watch(w.path, w.recursive, w.stream, w.since_index, self.next_watcher_id)
+        except V2Error as e:
+            self._reply(conn, self.api.error_reply(e, w.head))
+            return
+        self.next_watcher_id += 1
+        headers = self.api.watch_headers(store.index)
+        headers.append((b"Date", self._date_header()))
+        conn.out += conn.h11.send(h11.Response(status_code=200, headers=headers, reason=b"OK"))  # type: ignore[arg-type]
+        self.dirty.add(conn)
+        if not watcher.removed:
+            conn.watcher = watcher
+            self.watch_conns[watcher.watcher_id] = conn
+        for event in matches:
+            conn.out += conn.h11.send(h11.Data(data=event.to_json_bytes()))  # type: ignore[arg-type]
+        if matches and not w.stream:
+            self._end_watch(conn)
+
+    def _fire(self, watcher: Watcher, event: Any) -> None:
+        conn = self.watch_conns.get(watcher.watcher_id)
+        if conn is None:
+            return
+        conn.out += conn.h11.send(h11.Data(data=event.to_json_bytes()))  # type: ignore[arg-type]
+        self.dirty.add(conn)
+        if not watcher.stream:
+            del self.watch_conns[watcher.watcher_id]
+            self._end_watch(conn)
+        elif len(conn.out) > WATCH_OUTPUT_BYTES_MAX:
+            log.warning("dropping a stream watcher on %s: client is %d bytes behind", watcher.key, len(conn.out))
+            self._close(conn)
+
+    def _end_watch(self, conn: Conn) -> None:
+        conn.out += conn.h11.send(h11.EndOfMessage())  # type: ignore[arg-type]
+        self._response_done(conn)
+
+    # ---- output and teardown -------------------------------------------------------------------
+
+    def _flush(self, conn: Conn) -> None:
+        if conn.out:
+            try:
+                sent = conn.sock.send(conn.out)
+                del conn.out[:sent]
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                self._close(conn)
+                return
+        if conn.out:
+            if not conn.writing:
+                conn.writing = True
+                self._modify(conn)
+            if len(conn.out) > OUTPUT_BYTES_MAX and conn.reading:
+                self._set_reading(conn, False)
+        else:
+            if conn.closing:
+                self._close(conn)
+                return
+            if conn.writing:
+                conn.writing = False
+                self._modify(conn)
+
+    def _set_reading(self, conn: Conn, on: bool) -> None:
+        conn.reading = on
+        self._modify(conn)
+
+    def _modify(self, conn: Conn) -> None:
+        events = (selectors.EVENT_READ if conn.reading else 0) | (selectors.EVENT_WRITE if conn.writing else 0)
+        fd = conn.sock.fileno()
+        if fd < 0:
+            return
+        if events:
+            self.sel.modify(conn.sock, events, conn)
+        else:
+            self.sel.modify(conn.sock, selectors.EVENT_READ, conn)  # keep noticing a hang-up
+            conn.reading = True
+
+    def _close(self, conn: Conn) -> None:
+        fd = conn.sock.fileno()
+        if fd < 0:
+            return
+        if conn.watcher is not None:
+            self.member.store.hub.remove(conn.watcher)
+            self.watch_conns.pop(conn.watcher.watcher_id, None)
+            conn.watcher = None
+        self.sel.unregister(conn.sock)
+        self.conns.pop(fd, None)
+        conn.closing = True
+        conn.sock.close()
+
+    def _reap_idle(self, mono: float) -> None:
+        """Abandon requests whose bytes stopped arriving (slowloris); idle keep-alive and watches stay."""
+        for conn in list(self.conns.values()):
+            if conn.waiting or mono - conn.last_rx < REQUEST_IDLE_S:
+                continue
+            their = conn.h11.their_state
+            if their is h11.SEND_BODY or (their is h11.IDLE and conn.h11.trailing_data[0]):
+                self._close(conn)
+
+    def shutdown(self) -> None:
+        for lsock in self.listeners:
+            self.sel.unregister(lsock)
+            lsock.close()
+        for applied in self.member.persist():
+            self._on_applied(applied)
+        for conn in list(self.conns.values()):
+            self._flush(conn)
+            self._close(conn)
+        self.member.close()
+        log.info("stopped")

@@ -1,0 +1,49 @@
+"""Log entry payloads: what a client asked for, decided into a store operation only when applied.
+
+A Request is encoded into the WAL as a compact JSON array, so replay (and, later, every replica)
+applies exactly the same operation with the same time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+PUT = "PUT"
+POST = "POST"
+DELETE = "DELETE"
+QGET = "QGET"  # a quorum=true GET, linearised through the log
+SYNC = "SYNC"  # carries the leader's time; applying it expires due TTLs
+NOOP = "NOOP"  # written when a term starts
+MEMBER_UPDATE = "MEMBER_UPDATE"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    kind: str
+    path: str = "/"
+    value: str = ""
+    dir: bool = False
+    prev_value: str = ""
+    prev_index: int = 0
+    prev_exist: bool | None = None
+    expire_at_ns: int = 0
+    refresh: bool = False
+    recursive: bool = False
+    sorted: bool = False
+    time_ns: int = 0
+    peer_urls: tuple[str, ...] = ()
+
+    def encode(self) -> bytes:
+        pe = -1 if self.prev_exist is None else int(self.prev_exist)
+        fields = [self.kind, self.path, self.value, int(self.dir), self.prev_value, self.prev_index, pe,
+                  self.expire_at_ns, int(self.refresh), int(self.recursive), int(self.sorted), self.time_ns,
+                  list(self.peer_urls)]
+        return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+    @staticmethod
+    def decode(data: bytes) -> Request:
+        (kind, path, value, is_dir, prev_value, prev_index, pe, expire_at_ns, refresh, recursive, sort_keys,
+         time_ns, peer_urls) = json.loads(data.decode("utf-8", "surrogatepass"))
+        return Request(kind, path, value, bool(is_dir), prev_value, prev_index, None if pe < 0 else bool(pe),
+                       expire_at_ns, bool(refresh), bool(recursive), bool(sort_keys), time_ns, tuple(peer_urls))

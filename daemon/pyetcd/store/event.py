@@ -1,0 +1,107 @@
+"""Events and node views: the frozen data the store hands out, and their etcd JSON shape.
+
+Field order follows etcd's NodeExtern: key, dir, value, expiration, ttl, nodes, modifiedIndex, createdIndex,
+each omitted when empty (Go `omitempty`), so the JSON is byte-comparable with etcd's.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+GET = "get"
+SET = "set"
+CREATE = "create"
+UPDATE = "update"
+DELETE = "delete"
+CAS = "compareAndSwap"
+CAD = "compareAndDelete"
+EXPIRE = "expire"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    key: str
+    dir: bool
+    value: str | None
+    expire_at_ns: int
+    ttl: int
+    nodes: tuple[NodeView, ...] | None
+    modified_index: int
+    created_index: int
+
+    def to_json_obj(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        if self.key != "/":
+            out["key"] = self.key
+        if self.dir:
+            out["dir"] = True
+        if self.value is not None:
+            out["value"] = self.value
+        if self.expire_at_ns:
+            out["expiration"] = rfc3339_ns(self.expire_at_ns)
+        if self.ttl:
+            out["ttl"] = self.ttl
+        if self.nodes:
+            out["nodes"] = [n.to_json_obj() for n in self.nodes]
+        if self.modified_index:
+            out["modifiedIndex"] = self.modified_index
+        if self.created_index:
+            out["createdIndex"] = self.created_index
+        return out
+
+
+@dataclass(slots=True)
+class Event:
+    """One store event. `index` is the etcd index it consumed (for get: the node's modifiedIndex);
+    `etcd_index` is what X-Etcd-Index reports. Refresh events take an index but wake no watcher."""
+
+    action: str
+    node: NodeView
+    prev_node: NodeView | None
+    index: int
+    etcd_index: int
+    refresh: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.node.key
+
+    def is_created(self) -> bool:
+        return self.action == CREATE or (self.action == SET and self.prev_node is None)
+
+    def to_json_obj(self, no_value: bool = False) -> dict[str, object]:
+        out: dict[str, object] = {"action": self.action}
+        if no_value:
+            return out
+        out["node"] = self.node.to_json_obj()
+        if self.prev_node is not None:
+            out["prevNode"] = self.prev_node.to_json_obj()
+        return out
+
+    def to_json_bytes(self, no_value: bool = False) -> bytes:
+        return dump_json(self.to_json_obj(no_value))
+
+
+# Go's encoder escapes these for HTML safety; mirror it so bodies compare byte for byte.
+_GO_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                             "\u2028": "\\u2028", "\u2029": "\\u2029"})
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+
+
+def dump_json(obj: object) -> bytes:
+    """Compact JSON plus newline, as Go's json.Encoder writes it."""
+    text = _encode(obj)
+    if "<" in text or ">" in text or "&" in text or "\u2028" in text or "\u2029" in text:
+        text = text.translate(_GO_ESCAPES)
+    return (text + "\n").encode("utf-8", "surrogatepass")
+
+
+def rfc3339_ns(ns: int) -> str:
+    """RFC 3339 in UTC with nanoseconds, trailing zeros trimmed (Go's RFC3339Nano)."""
+    secs, frac = divmod(ns, 1_000_000_000)
+    stamp = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if frac:
+        stamp += "." + f"{frac:09d}".rstrip("0")
+    return stamp + "Z"
