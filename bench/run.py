@@ -93,7 +93,9 @@ def running(kinds: list[str], base: Path, pin: bool) -> Iterator[tuple[dict[str,
                 servers[kind] = srv.start()
                 status[kind] = "ok"
             except (RuntimeError, OSError) as e:
-                status[kind] = f"not run: {str(e).strip()[:300]}"
+                lines = [x.strip() for x in str(e).strip().splitlines() if x.strip()]
+                status[kind] = "not run: " + " ... ".join(dict.fromkeys([lines[0], lines[-1]]))[:300] if lines \
+                    else "not run"
                 print(f"[bench] {kind}: {status[kind]}", file=sys.stderr)
         yield servers, status
     finally:

@@ -57,7 +57,7 @@ def test_go_html_escaping() -> None:
 
 
 def test_ttl_tolerance_and_expiration_check() -> None:
-    exp = (datetime.now(UTC) + timedelta(seconds=99.2)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    exp = (datetime.now(UTC) + timedelta(seconds=99.2)).strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".") + "Z"
     mk = '{{"action":"get","node":{{"key":"/a","value":"x","expiration":"{}","ttl":{},"modifiedIndex":9,"createdIndex":9}}}}\n'
     assert deep_eq(view(mk.format(exp, 100).encode()), view(mk.format(exp, 99).encode()))
     assert not deep_eq(view(mk.format(exp, 100).encode()), view(mk.format(exp, 98).encode()))
