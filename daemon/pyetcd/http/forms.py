@@ -67,6 +67,8 @@ def is_form_urlencoded(content_type: bytes | None) -> bool:
 
 def clean_path(path: str) -> str:
     """Go's ServeMux cleanPath: path.Clean, keeping a trailing slash."""
+    if path[:1] == "/" and "//" not in path and "/." not in path:
+        return path  # already clean: the common case, checked without splitting
     if path == "":
         return "/"
     if path[0] != "/":

@@ -43,7 +43,7 @@ _BAD_REQUEST = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=
 
 class Conn:
     __slots__ = ("sock", "h11", "out", "method", "target", "headers", "body", "waiting", "watcher",
-                 "closing", "last_rx", "reading", "writing", "head")
+                 "closing", "last_rx", "reading", "writing", "head", "driving")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -60,6 +60,7 @@ class Conn:
         self.reading = True
         self.writing = False
         self.head = False
+        self.driving = False  # inside _drive: a synchronous reply must not recurse into it
 
 
 class EventLoop:
@@ -182,7 +183,15 @@ class EventLoop:
         self._drive(conn)
 
     def _drive(self, conn: Conn) -> None:
-        """Run h11 events until a request is complete and dispatched, or more bytes are needed."""
+        """Run h11 events until a request is complete and dispatched, or more bytes are needed.
+        Pipelined requests answered synchronously are handled in this same loop (no recursion)."""
+        conn.driving = True
+        try:
+            self._drive_events(conn)
+        finally:
+            conn.driving = False
+
+    def _drive_events(self, conn: Conn) -> None:
         h = conn.h11
         while not conn.waiting and not conn.closing:
             try:
@@ -267,7 +276,8 @@ class EventLoop:
             h.start_next_cycle()
             if not conn.reading:
                 self._set_reading(conn, True)
-            self._drive(conn)
+            if not conn.driving:
+                self._drive(conn)
         # else: the client is still sending a body we did not wait for; h11 reads and discards it
 
     def _protocol_error(self, conn: Conn, status: int) -> None:

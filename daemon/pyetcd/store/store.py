@@ -26,6 +26,8 @@ EXPIRE_AT_NS_MAX = 2**63 - 1
 
 def clean_key(raw: str) -> str:
     """Join onto '/' and clean like Go's path.Join: no empty, '.' or '..' components, no trailing '/'."""
+    if raw[:1] == "/" and raw[-1] != "/" and "//" not in raw and "/." not in raw:
+        return raw  # already clean
     parts: list[str] = []
     for part in raw.split("/"):
         if part == "" or part == ".":
