@@ -236,12 +236,13 @@ class WatchStart:
 
     label: str
     req: Request
+    ignore: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
 class WatchEnd:
     label: str
-    timeout: float = 6.0
+    timeout: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -331,8 +332,8 @@ def send(method: str, target: str, **kw: Any) -> Send:
     return Send(req(method, target, **kw), **extra)
 
 
-def watch(label: str, path: str, query: str = "wait=true") -> WatchStart:
-    return WatchStart(label, req("GET", keys(path, query)))
+def watch(label: str, path: str, query: str = "wait=true", ignore: frozenset[str] = frozenset()) -> WatchStart:
+    return WatchStart(label, req("GET", keys(path, query)), ignore)
 
 
 def case(name: str, *steps: Step, section: str = "") -> Case:
@@ -392,6 +393,7 @@ class OpenWatch:
     req: Request
     target: str
     response: Response
+    ignore: frozenset[str] = frozenset()
 
 
 def request_headers(ctx: Context, r: Request) -> list[tuple[str, str]]:
@@ -466,11 +468,11 @@ class Runner:
             resp = conn.read_head(DEFAULT_TIMEOUT)
         except (TimeoutError, OSError) as exc:
             resp = Response(0, "", [], b"", error=f"no response head: {exc}")
-        self.watches[step.label] = OpenWatch(conn, r, target, resp)
+        self.watches[step.label] = OpenWatch(conn, r, target, resp, step.ignore)
 
     def _finish_watch(self, no: int, label: str, resp: Response, extra: dict[str, Any] | None = None) -> None:
         w = self.watches[label]
-        view = normalise(resp, self.ctx, w.req.method, w.target, None, watch=True)
+        view = normalise(resp, self.ctx, w.req.method, w.target, None, watch=True, ignore=w.ignore)
         view.update(extra or {})
         desc = describe_request(w.req.method, w.target, None, []) + f"   [watch {label!r}]"
         self.outcomes.append(Outcome(no, desc, resp, view))
@@ -708,7 +710,7 @@ def go_quote(s: str) -> str:
             out.append("\\r")
         elif ch == "\t":
             out.append("\\t")
-        elif o < 0x20 or ch in "<>&\u2028\u2029":
+        elif o < 0x20 or ch in "<>&\u2028\u2029\ufffd":  # U+FFFD: Go's escape for invalid UTF-8 input
             out.append(f"\\u{o:04x}")
         else:
             out.append(ch)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from .. import ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION
 from ..server.members import id_hex
@@ -32,6 +33,7 @@ CORS: Headers = [
 ]
 JSON_CT = (b"Content-Type", b"application/json")
 TEXT_CT = (b"Content-Type", b"text/plain; charset=utf-8")
+HTML_CT = (b"Content-Type", b"text/html; charset=utf-8")
 NOSNIFF = (b"X-Content-Type-Options", b"nosniff")
 KEYS_ALLOW = b"HEAD,GET,PUT,POST,DELETE"
 
@@ -43,6 +45,7 @@ class Reply:
     body: bytes
     head: bool = False  # HEAD: send headers (with the GET's Content-Length) but no body
     close: bool = False
+    no_length: bool = False  # send no Content-Length (Go's HEAD redirect)
 
 
 @dataclass(slots=True)
@@ -97,7 +100,7 @@ class ClientApi:
     # ---- entry point ---------------------------------------------------------------------------
 
     def handle(self, method: str, target: bytes, headers: Headers, body: bytes, now_ns: int) -> Outcome:
-        raw_path, _, raw_query = target.decode("latin-1").partition("?")
+        raw_path, _, raw_query = target.decode("utf-8", "surrogateescape").partition("?")
         try:
             path = forms.unescape(raw_path, query=False) if "%" in raw_path else raw_path
         except forms.FormError:
@@ -106,7 +109,7 @@ class ClientApi:
             return Reply(200, list(CORS), b"")
         cleaned = forms.clean_path(path)
         if cleaned != path:
-            return Reply(301, [*CORS, (b"Location", _location(cleaned)), (b"Content-Length", b"0")], b"")
+            return _redirect(method, cleaned, raw_query)
         if path == "/v2/keys" or path.startswith("/v2/keys/"):
             return self.keys(method, path[8:], raw_query, headers, body, now_ns)
         if path == "/v2/members" or path.startswith("/v2/members/"):
@@ -142,7 +145,7 @@ class ClientApi:
         if method in ("PUT", "POST") and body and forms.is_form_urlencoded(_header(headers, b"content-type")):
             if len(body) > FORM_BYTES_MAX:
                 raise V2Error(errors.INVALID_FORM, "http: POST too large")
-            err = forms.parse_query(body.decode("latin-1"), form)
+            err = forms.parse_query(body.decode("utf-8", "surrogateescape"), form)
             if err is not None:
                 raise V2Error(errors.INVALID_FORM, str(err))
         if raw_query:
@@ -277,13 +280,14 @@ class ClientApi:
         return Reply(200 if ok else 503, [*CORS, TEXT_CT], _compact({"health": "true" if ok else "false"}))
 
     def auth(self, method: str, path: str) -> Reply:
+        headers = [*CORS, JSON_CT, (b"X-Etcd-Cluster-Id", self.view.cluster_id_bytes)]
         if path == "/v2/auth/enable":
-            return Reply(200, [*CORS, JSON_CT], dump_json({"enabled": False}))
+            return Reply(200, headers, dump_json({"enabled": False}))
         if path == "/v2/auth/users":
-            return Reply(200, [*CORS, JSON_CT], dump_json({"users": None}))
+            return Reply(200, headers, dump_json({"users": None}))
         if path == "/v2/auth/roles":
             role = {"role": "root", "permissions": {"kv": {"read": ["/*"], "write": ["/*"]}}}
-            return Reply(200, [*CORS, JSON_CT], dump_json({"roles": [role]}))
+            return Reply(200, headers, dump_json({"roles": [role]}))
         return NOT_FOUND
 
 
@@ -301,14 +305,27 @@ def _compact(obj: object) -> bytes:
     return dump_json(obj)[:-1]
 
 
-def _location(path: str) -> bytes:
-    from urllib.parse import quote
+def _redirect(method: str, cleaned: str, raw_query: str) -> Reply:
+    """Go's ServeMux redirect to the clean path (query kept); GET gets Go's little HTML body."""
+    location = quote(cleaned, safe="/:@!$&'()*+,;=-._~", errors="surrogateescape")
+    if raw_query:
+        location += "?" + raw_query
+    loc = location.encode("utf-8", "surrogateescape")
+    if method == "GET":
+        body = b'<a href="' + _html_escape(loc) + b'">Moved Permanently</a>.\n\n'
+        return Reply(301, [*CORS, (b"Location", loc), HTML_CT], body)
+    if method == "HEAD":
+        return Reply(301, [*CORS, (b"Location", loc), HTML_CT], b"", head=True, no_length=True)
+    return Reply(301, [*CORS, (b"Location", loc)], b"")
 
-    return quote(path, safe="/:@!$&'()*+,;=-._~").encode()
+
+def _html_escape(raw: bytes) -> bytes:
+    return (raw.replace(b"&", b"&amp;").replace(b"<", b"&lt;").replace(b">", b"&gt;")
+            .replace(b'"', b"&#34;").replace(b"'", b"&#39;"))
 
 
 def _members_error(status: int, message: str, cid: tuple[bytes, bytes]) -> Reply:
-    return Reply(status, [*CORS, JSON_CT, cid], dump_json({"message": message}))
+    return Reply(status, [*CORS, JSON_CT, cid], _compact({"message": message}))
 
 
 def _parse_member_id(text: str) -> int | None:

@@ -28,7 +28,8 @@ def unescape(s: str, query: bool) -> str:
             raise _escape_error(s, m.start())
         if query:
             s = s.replace("+", " ")
-        return unquote_to_bytes(s).decode("utf-8", "replace")
+        # Go strings are bytes: invalid UTF-8 survives as surrogate escapes (rendered as \ufffd in JSON)
+        return unquote_to_bytes(s.encode("utf-8", "surrogateescape")).decode("utf-8", "surrogateescape")
     if query and "+" in s:
         return s.replace("+", " ")
     return s

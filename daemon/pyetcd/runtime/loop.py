@@ -249,7 +249,7 @@ class EventLoop:
         h = conn.h11
         headers = reply.headers
         headers.append((b"Date", self._date_header()))
-        if reply.status != 204 and reply.status != 304:
+        if reply.status != 204 and not reply.no_length:
             headers.append((b"Content-Length", b"%d" % len(reply.body)))
         try:
             out = h.send(h11.Response(status_code=reply.status, headers=headers,
@@ -303,7 +303,7 @@ class EventLoop:
     def _start_watch(self, conn: Conn, w: StartWatch) -> None:
         store = self.member.store
         try:
-            watcher, matches = store.watch(w.path, w.recursive, w.stream, w.since_index, self.next_watcher_id)
+            watcher, found = store.watch(w.path, w.recursive, w.stream, w.since_index, self.next_watcher_id)
         except V2Error as e:
             self._reply(conn, self.api.error_reply(e, w.head))
             return
@@ -315,10 +315,10 @@ class EventLoop:
         if not watcher.removed:
             conn.watcher = watcher
             self.watch_conns[watcher.watcher_id] = conn
-        for event in matches:
-            conn.out += conn.h11.send(h11.Data(data=event.to_json_bytes()))  # type: ignore[arg-type]
-        if matches and not w.stream:
-            self._end_watch(conn)
+        if found is not None:
+            conn.out += conn.h11.send(h11.Data(data=found.to_json_bytes()))  # type: ignore[arg-type]
+            if not w.stream:
+                self._end_watch(conn)
 
     def _fire(self, watcher: Watcher, event: Any) -> None:
         conn = self.watch_conns.get(watcher.watcher_id)

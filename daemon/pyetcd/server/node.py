@@ -97,6 +97,7 @@ class ServerNode:
             member = self.members.by_id.get(req.prev_index)
             if member is not None:
                 member.peer_urls = list(req.peer_urls)
+            self.store.internal_event(req.time_ns)
         result = apply_request(self.store, req)
         self.applied_index = index
         return Applied(index, req, result, self.store.hub.drain())

@@ -7,6 +7,7 @@ each omitted when empty (Go `omitempty`), so the JSON is byte-comparable with et
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -90,12 +91,30 @@ _GO_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 
 
+_CONTROL_SHORT = re.compile(r"(\\+)([bf])")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def dump_json(obj: object) -> bytes:
     """Compact JSON plus newline, as Go's json.Encoder writes it."""
     text = _encode(obj)
     if "<" in text or ">" in text or "&" in text or "\u2028" in text or "\u2029" in text:
         text = text.translate(_GO_ESCAPES)
-    return (text + "\n").encode("utf-8", "surrogatepass")
+    if "\\b" in text or "\\f" in text:
+        text = _CONTROL_SHORT.sub(_go_control_escape, text)
+    try:
+        return (text + "\n").encode("utf-8")
+    except UnicodeEncodeError:  # bytes that were not UTF-8: Go writes each as \ufffd
+        return (_SURROGATE.sub(lambda _: "\\ufffd", text) + "\n").encode("utf-8")
+
+
+def _go_control_escape(m: re.Match[str]) -> str:
+    """Go 1.19 writes backspace and form feed as \u0008 and \u000c, not \b and \f. An even run of
+    backslashes is escaped backslashes followed by a literal letter, so it stays."""
+    slashes = m.group(1)
+    if len(slashes) % 2 == 0:
+        return m.group(0)
+    return slashes[:-1] + ("\\u0008" if m.group(2) == "b" else "\\u000c")
 
 
 def rfc3339_ns(ns: int) -> str:

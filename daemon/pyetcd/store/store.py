@@ -199,15 +199,21 @@ class Store:
         """Write value and TTL in place (update, CAS): createdIndex stays, modifiedIndex moves."""
         prev = node.view(now_ns)
         self.index += 1
-        if not node.is_dir:
-            node.value = value
-        node.modified_index = self.index
         expire_at_ns = min(expire_at_ns, EXPIRE_AT_NS_MAX)
         if expire_at_ns != node.expire_at_ns:
             node.expire_at_ns = expire_at_ns
             if expire_at_ns:
                 self._push_ttl(node)
-        event = Event(action, node.view(now_ns), prev, self.index, self.index)
+        if node.is_dir:
+            # etcd 3.4 reports the new index for a directory update but keeps the stored one
+            # (its node.Write refuses directories); later reads show the old modifiedIndex.
+            view = node.view(now_ns)
+            view = NodeView(view.key, True, None, view.expire_at_ns, view.ttl, None, self.index, view.created_index)
+        else:
+            node.value = value
+            node.modified_index = self.index
+            view = node.view(now_ns)
+        event = Event(action, view, prev, self.index, self.index)
         self._publish(event, refresh)
         return event
 
@@ -289,12 +295,11 @@ class Store:
     # ---- watches -------------------------------------------------------------------------------
 
     def watch(self, path: str, recursive: bool, stream: bool, since_index: int, watcher_id: int
-              ) -> tuple[Watcher, list[Event]]:
-        """Register a watch; returns the watcher and the matching events history already holds.
+              ) -> tuple[Watcher, Event | None]:
+        """Register a watch; returns the watcher and the event history already holds for it, if any.
 
-        A one-shot watch with a match in history is answered from it and not registered. A stream
-        watch gets every match from history, then stays registered for later events (etcd 3.4 sends
-        the first match only and then goes silent; we keep the stream useful)."""
+        A watch answered from history is not registered, even a stream one: etcd 3.4 sends that one
+        event and then keeps the stream silent, and clients are written against that behaviour."""
         if since_index == 0:
             since_index = self.index + 1
         try:
@@ -303,17 +308,19 @@ class Store:
             e.index = self.index
             raise
         watcher = Watcher(watcher_id, path, recursive, stream, since_index)
-        if found is not None and not stream:
+        if found is not None:
             watcher.removed = True
-            return watcher, [found]
-        matches: list[Event] = []
-        while found is not None:
-            matches.append(found)
-            found = self.history.scan(path, recursive, found.index + 1)
-        if matches:
-            watcher.since_index = self.index + 1
-        self.hub.add(watcher)
-        return watcher, matches
+        else:
+            self.hub.add(watcher)
+        return watcher, found
+
+    def internal_event(self, now_ns: int) -> int:
+        """Consume an index for cluster bookkeeping (etcd stores members in a hidden namespace). The
+        event is in history under a key no client path can match, and it wakes nobody."""
+        self.index += 1
+        view = NodeView("", False, None, 0, 0, None, self.index, self.index)
+        self.history.add(Event(SET, view, None, self.index, self.index, refresh=True))
+        return self.index
 
     # ---- internals -----------------------------------------------------------------------------
 
