@@ -126,7 +126,14 @@ class EventLoop:
         sync = self.member.node.sync_due(now_ns)
         if sync is not None:
             self.member.node.propose(sync)
-        for applied in self.member.persist():
+        try:
+            applied_entries = self.member.persist()
+        except OSError as e:
+            # After a failed fsync the page cache may have dropped our data: retrying could ack a lost
+            # write. Stop instead (etcd does the same); a supervisor restarts us from what is durable.
+            log.critical("WAL write/fsync failed, stopping: %s", e)
+            raise SystemExit(1) from e
+        for applied in applied_entries:
             self._on_applied(applied)
         for conn in list(self.dirty):
             self._flush(conn)
