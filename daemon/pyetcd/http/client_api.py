@@ -155,6 +155,8 @@ class ClientApi:
         key = clean_key(raw_key)
         if not form:  # the hot path: a plain GET/PUT/DELETE without parameters
             return self._plain(method, key, now_ns)
+        if len(form) == 1 and "value" in form and method in ("PUT", "POST"):  # the other hot path
+            return Propose(Request(PUT if method == "PUT" else POST, key, value=form["value"], time_ns=now_ns))
         p = _KeyParams(form, method)
         if method in ("GET", "HEAD"):
             if p.quorum and method == "GET":

@@ -17,6 +17,9 @@ SYNC = "SYNC"  # carries the leader's time; applying it expires due TTLs
 NOOP = "NOOP"  # written when a term starts
 MEMBER_UPDATE = "MEMBER_UPDATE"
 
+# One encoder instance: json.dumps with non-default options builds a new one per call.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+
 
 @dataclass(frozen=True, slots=True)
 class Request:
@@ -39,7 +42,7 @@ class Request:
         fields = [self.kind, self.path, self.value, int(self.dir), self.prev_value, self.prev_index, pe,
                   self.expire_at_ns, int(self.refresh), int(self.recursive), int(self.sorted), self.time_ns,
                   list(self.peer_urls)]
-        return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+        return _encode(fields).encode("utf-8", "surrogatepass")
 
     @staticmethod
     def decode(data: bytes) -> Request:

@@ -100,13 +100,11 @@ class Store:
                 old = None
             if refresh and old is not None:
                 value = old.value or ""
-            prev = old.view(now_ns) if old is not None else None
-            event = self._create(path, is_dir, value, False, True, expire_at_ns, SET, now_ns)
+            event = self._create(path, is_dir, value, False, True, expire_at_ns, SET, now_ns)  # prev_node set
         except V2Error:
             self.stats.sets_fail += 1
             raise
         self.stats.sets_success += 1
-        event.prev_node = prev
         self._publish(event, refresh)
         return event
 

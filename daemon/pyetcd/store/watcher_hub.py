@@ -54,6 +54,8 @@ class WatcherHub:
 
     def notify(self, event: Event) -> None:
         """Offer a mutation event to watchers on the key and all its ancestors."""
+        if not self.by_path:
+            return
         key = event.node.key
         self.notify_path(event, "/", deleted=False)
         if key == "/":
