@@ -17,8 +17,32 @@ class FormError(Exception):
 
 
 def _escape_error(s: str, i: int) -> FormError:
-    bad = s[i:i + 3]
-    return FormError(f'invalid URL escape "{bad}"')
+    return FormError(f"invalid URL escape {go_quote(s[i:i + 3])}")
+
+
+_SHORT_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+                  "\v": "\\v", '"': '\\"', "\\": "\\\\"}
+
+
+def go_quote(text: str) -> str:
+    """Go's strconv.Quote (bytes that were not UTF-8 arrive as surrogate escapes and print as \\xNN)."""
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[ch])
+        elif 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif not ch.isprintable() and code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        elif not ch.isprintable():
+            out.append(f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
 
 
 def unescape(s: str, query: bool) -> str:
@@ -45,7 +69,7 @@ def parse_query(raw: str, into: dict[str, str]) -> FormError | None:
         if not part:
             continue
         if ";" in part:
-            first_err = first_err or FormError("invalid semicolon separator in query")
+            first_err = FormError("invalid semicolon separator in query")  # Go lets this one win
             continue
         name, _, value = part.partition("=")
         try:

@@ -6,8 +6,9 @@ Record layout (little endian):
 
 Decoding a segment distinguishes two kinds of damage:
 * torn tail: the segment ends inside a record, or everything from the bad record to the end of the
-  file is zero bytes (the file grew but the data never reached the disk). Only an unsynced, hence
-  unacknowledged, write can look like this; the caller truncates it.
+  file is zero bytes, or the final record fails its CRC and holds a whole zeroed 512-byte sector (the
+  file grew but the data never reached the disk). Only an unsynced, hence unacknowledged, write can
+  look like this; the caller truncates it.
 * corruption: any other bad header or CRC. Acknowledged data may be damaged there, so the caller must
   stop and name the file and offset instead of guessing.
 """
@@ -22,6 +23,7 @@ HEADER = struct.Struct("<III")
 HEADER_BYTES = HEADER.size
 LEN_CRC = struct.Struct("<II")
 RECORD_BYTES_MAX = 256 * 1024 * 1024
+SECTOR_BYTES = 512
 
 ENTRY = 1  # body: u64 term, u64 index, entry data
 HARD_STATE = 2  # body: u64 term, u64 vote, u64 commit
@@ -91,10 +93,24 @@ def decode(buf: bytes) -> Decoded:
             return Decoded(records, pos, True)
         payload = view[start:start + length]
         if zlib.crc32(payload) != payload_crc:
+            if start + length == end and _has_zero_sector(buf, pos, end):
+                return Decoded(records, pos, True)  # last record, partly never written: torn
             return _damaged(buf, records, pos, "payload CRC mismatch")
         records.append(Record(payload[0], bytes(payload[1:]), pos))
         pos = start + length
     return Decoded(records, pos, False)
+
+
+def _has_zero_sector(buf: bytes, start: int, end: int) -> bool:
+    """True if a whole disk sector inside [start, end) is zeros: a write that did not reach the disk
+    (etcd's WAL uses the same test to tell a torn final record from corruption)."""
+    sector = (start + SECTOR_BYTES - 1) // SECTOR_BYTES * SECTOR_BYTES
+    zeros = bytes(SECTOR_BYTES)
+    while sector + SECTOR_BYTES <= end:
+        if buf[sector:sector + SECTOR_BYTES] == zeros:
+            return True
+        sector += SECTOR_BYTES
+    return False
 
 
 def _damaged(buf: bytes, records: list[Record], pos: int, reason: str) -> Decoded:

@@ -38,12 +38,12 @@ def encode_store(store: Store) -> bytes:
     stack.reverse()
     while stack:  # preorder: parents before children, so decode can attach in one pass
         n = stack.pop()
-        tree.append([n.path, n.value, n.created_index, n.modified_index, n.expire_at_ns])
+        tree.append([n.path, n.value, n.created_index, n.modified_index, n.expire_at_ns, n.ttl_seq])
         if n.children:
             stack.extend(reversed(list(n.children.values())))
     history = [[e.action, _view_to(e.node), _view_to(e.prev_node), e.index, e.etcd_index, e.refresh]
                for e in store.history.events]
-    doc = {"v": FORMAT_VERSION, "index": store.index, "tree": tree, "history": history,
+    doc = {"v": FORMAT_VERSION, "index": store.index, "ttl_seq": store._ttl_seq, "tree": tree, "history": history,
            "stats": list(astuple(store.stats))}
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
 
@@ -55,7 +55,8 @@ def decode_store(data: bytes) -> Store:
     store = Store()
     store.index = doc["index"]
     by_path: dict[str, Node] = {"/": store.root}
-    for path, value, created, modified, expire in doc["tree"]:
+    store._ttl_seq = doc["ttl_seq"]
+    for path, value, created, modified, expire, ttl_seq in doc["tree"]:
         parent = by_path[path.rsplit("/", 1)[0] or "/"]
         node = Node(path, value, created, parent, expire)
         node.modified_index = modified
@@ -64,7 +65,7 @@ def decode_store(data: bytes) -> Store:
         if node.children is not None:
             by_path[path] = node
         if expire:
-            store._push_ttl(node)
+            store._push_ttl(node, ttl_seq)
     hist = EventHistory()
     for action, node, prev, index, etcd_index, refresh in doc["history"]:
         hist.add(Event(action, _view_from(node), _view_from(prev), index, etcd_index, refresh))  # type: ignore[arg-type]

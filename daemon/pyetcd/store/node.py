@@ -18,7 +18,7 @@ def is_hidden_name(name: str) -> bool:
 
 class Node:
     __slots__ = ("path", "name", "value", "children", "created_index", "modified_index", "expire_at_ns",
-                 "parent", "alive")
+                 "parent", "alive", "ttl_seq")
 
     def __init__(self, path: str, value: str | None, created_index: int, parent: Node | None,
                  expire_at_ns: int = 0) -> None:
@@ -31,6 +31,7 @@ class Node:
         self.expire_at_ns = expire_at_ns  # 0 means permanent
         self.parent = parent
         self.alive = True
+        self.ttl_seq = 0  # order of the live TTL heap entry; ties on expire_at_ns expire in this order
 
     @property
     def is_dir(self) -> bool:
@@ -64,7 +65,7 @@ class Node:
 
 
 def _key_bytes(node: Node) -> bytes:
-    return node.path.encode()
+    return node.path.encode("utf-8", "surrogateescape")  # keys are bytes in etcd; sort them as bytes
 
 
 def ttl_from(expire_at_ns: int, now_ns: int) -> int:

@@ -328,10 +328,13 @@ class Store:
         if not refresh:
             self.hub.notify(event)
 
-    def _push_ttl(self, node: Node) -> None:
-        self._ttl_seq += 1
-        entry = TtlEntry(node.expire_at_ns, self._ttl_seq, node)
-        heapq.heappush(self._ttl_heap, (node.expire_at_ns, self._ttl_seq, entry))
+    def _push_ttl(self, node: Node, seq: int = 0) -> None:
+        """Queue a node's expiry. `seq` (restoring a snapshot) keeps the original tie order."""
+        if not seq:
+            self._ttl_seq += 1
+            seq = self._ttl_seq
+        node.ttl_seq = seq
+        heapq.heappush(self._ttl_heap, (node.expire_at_ns, seq, TtlEntry(node.expire_at_ns, seq, node)))
 
     @staticmethod
     def _live(entry: TtlEntry) -> bool:
