@@ -56,7 +56,7 @@ def _make_response(status: int, headers: list[tuple[bytes, bytes]]) -> h11.Respo
 
 class Conn:
     __slots__ = ("sock", "h11", "out", "method", "target", "headers", "body", "waiting", "watcher",
-                 "closing", "last_rx", "reading", "writing", "head", "driving")
+                 "closing", "last_rx", "reading", "writing", "head", "driving", "registered")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -74,6 +74,7 @@ class Conn:
         self.writing = False
         self.head = False
         self.driving = False  # inside _drive: a synchronous reply must not recurse into it
+        self.registered = True  # in the selector (a paused connection with nothing to send is not)
 
 
 class EventLoop:
@@ -110,7 +111,8 @@ class EventLoop:
 
     def run(self) -> None:
         while self.running:
-            self.run_turn(self._timeout())
+            # Requests dispatched while answering others (pipelined writes) wait in the log: no sleeping.
+            self.run_turn(0.0 if self.member.node.unstable else self._timeout())
         self.shutdown()
 
     def _timeout(self) -> float:
@@ -198,7 +200,7 @@ class EventLoop:
             return
         if conn.waiting:
             if len(conn.h11.trailing_data[0]) > PIPELINE_BYTES_MAX:
-                self._set_reading(conn, False)
+                self._set_reading(conn, False)  # resumed when the owed response is done
             return
         self._drive(conn)
 
@@ -214,6 +216,9 @@ class EventLoop:
     def _drive_events(self, conn: Conn) -> None:
         h = conn.h11
         while not conn.waiting and not conn.closing:
+            if len(conn.out) > OUTPUT_BYTES_MAX:
+                self._set_reading(conn, False)  # a client not reading its answers gets no more; see _flush
+                return
             try:
                 event = h.next_event()
             except h11.RemoteProtocolError as e:
@@ -221,6 +226,8 @@ class EventLoop:
                 return
             cls = type(event)
             if cls is h11.Request:
+                if not self._request_acceptable(conn, event):  # type: ignore[arg-type]
+                    return
                 conn.method = event.method.decode("latin-1")  # type: ignore[union-attr]
                 conn.target = event.target  # type: ignore[union-attr]
                 conn.headers = event.headers  # type: ignore[union-attr,assignment]
@@ -237,6 +244,20 @@ class EventLoop:
             elif cls is h11.ConnectionClosed:
                 self._close(conn)
                 return
+
+    def _request_acceptable(self, conn: Conn, event: h11.Request) -> bool:
+        """Checks h11 leaves to us: Go's header size limit, HTTP/1.x only; answers 100 Continue."""
+        size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers.raw_items())
+        if size > HEADER_BYTES_MAX:
+            self._protocol_error(conn, 431)
+            return False
+        if event.http_version not in (b"1.1", b"1.0"):
+            self._protocol_error(conn, 505)
+            return False
+        if conn.h11.they_are_waiting_for_100_continue:
+            conn.out += conn.h11.send(h11.InformationalResponse(status_code=100, headers=[]))  # type: ignore[arg-type]
+            self.dirty.add(conn)
+        return True
 
     def _dispatch(self, conn: Conn) -> None:
         conn.waiting = True
@@ -303,6 +324,10 @@ class EventLoop:
         if status == 431:
             conn.out += (b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; "
                          b"charset=utf-8\r\nConnection: close\r\n\r\n431 Request Header Fields Too Large")
+        elif status == 505:
+            text = b"505 HTTP Version Not Supported: unsupported protocol version"
+            conn.out += (b"HTTP/1.1 " + text + b"\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                         b"Connection: close\r\n\r\n" + text)
         else:
             conn.out += _BAD_REQUEST
         conn.closing = True
@@ -381,6 +406,10 @@ class EventLoop:
             if conn.writing:
                 conn.writing = False
                 self._modify(conn)
+        if not conn.reading and len(conn.out) <= OUTPUT_BYTES_MAX // 2 and not conn.waiting:
+            self._set_reading(conn, True)  # the client caught up: serve what it pipelined meanwhile
+            if not conn.driving:
+                self._drive(conn)
 
     def _set_reading(self, conn: Conn, on: bool) -> None:
         conn.reading = on
@@ -388,14 +417,17 @@ class EventLoop:
 
     def _modify(self, conn: Conn) -> None:
         events = (selectors.EVENT_READ if conn.reading else 0) | (selectors.EVENT_WRITE if conn.writing else 0)
-        fd = conn.sock.fileno()
-        if fd < 0:
+        if conn.sock.fileno() < 0:
             return
-        if events:
+        if not events:
+            if conn.registered:
+                self.sel.unregister(conn.sock)
+                conn.registered = False
+        elif conn.registered:
             self.sel.modify(conn.sock, events, conn)
         else:
-            self.sel.modify(conn.sock, selectors.EVENT_READ, conn)  # keep noticing a hang-up
-            conn.reading = True
+            self.sel.register(conn.sock, events, conn)
+            conn.registered = True
 
     def _close(self, conn: Conn) -> None:
         fd = conn.sock.fileno()
@@ -405,7 +437,8 @@ class EventLoop:
             self.member.store.hub.remove(conn.watcher)
             self.watch_conns.pop(conn.watcher.watcher_id, None)
             conn.watcher = None
-        self.sel.unregister(conn.sock)
+        if conn.registered:
+            self.sel.unregister(conn.sock)
         self.conns.pop(fd, None)
         conn.closing = True
         conn.sock.close()
