@@ -56,7 +56,7 @@ def _make_response(status: int, headers: list[tuple[bytes, bytes]]) -> h11.Respo
 
 class Conn:
     __slots__ = ("sock", "h11", "out", "method", "target", "headers", "body", "waiting", "watcher",
-                 "closing", "last_rx", "reading", "writing", "head", "driving", "registered")
+                 "closing", "last_rx", "reading", "writing", "head", "driving", "registered", "rx_bytes")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -75,6 +75,7 @@ class Conn:
         self.head = False
         self.driving = False  # inside _drive: a synchronous reply must not recurse into it
         self.registered = True  # in the selector (a paused connection with nothing to send is not)
+        self.rx_bytes = 0  # received since the current request began (bounds the header check)
 
 
 class EventLoop:
@@ -193,6 +194,7 @@ class EventLoop:
             self._close(conn)
             return
         conn.last_rx = time.monotonic()
+        conn.rx_bytes += len(data)
         try:
             conn.h11.receive_data(data)
         except h11.RemoteProtocolError:
@@ -230,7 +232,7 @@ class EventLoop:
                     return
                 conn.method = event.method.decode("latin-1")  # type: ignore[union-attr]
                 conn.target = event.target  # type: ignore[union-attr]
-                conn.headers = event.headers  # type: ignore[union-attr,assignment]
+                conn.headers = event.headers.raw_items()  # type: ignore[union-attr]
                 conn.body = bytearray()
             elif cls is h11.Data:
                 if len(conn.body) <= FORM_BYTES_MAX:
@@ -247,10 +249,12 @@ class EventLoop:
 
     def _request_acceptable(self, conn: Conn, event: h11.Request) -> bool:
         """Checks h11 leaves to us: Go's header size limit, HTTP/1.x only; answers 100 Continue."""
-        size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers.raw_items())
-        if size > HEADER_BYTES_MAX:
-            self._protocol_error(conn, 431)
-            return False
+        if conn.rx_bytes > HEADER_BYTES_MAX:  # only then can a complete header block be too big
+            size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers.raw_items())
+            if size > HEADER_BYTES_MAX:
+                self._protocol_error(conn, 431)
+                return False
+        conn.rx_bytes = 0
         if event.http_version not in (b"1.1", b"1.0"):
             self._protocol_error(conn, 505)
             return False
