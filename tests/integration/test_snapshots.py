@@ -63,7 +63,7 @@ def test_snapshots_release_wal_and_recover(make_server: MakeServer) -> None:
 
     assert srv.stop() == 0
     srv.start()
-    m = re.findall(r"recovered: snapshot index (\d+), (\d+) WAL entries replayed", srv.log_tail(100000))
+    m = re.findall(r"recovered: snapshot index (\d+), \d+ entries in the log, (\d+) replayed", srv.log_tail(100000))
     assert m and int(m[-1][0]) > 0, srv.log_tail()
     assert int(m[-1][1]) < 60  # only the tail after the snapshot is replayed
     after_index, after_tree = dump(srv.port)

@@ -9,10 +9,10 @@ import json
 from dataclasses import dataclass, field
 
 import pytest
-from pyetcd.http.client_api import CORS, ClientApi, Propose, Reply, StartWatch
+from pyetcd.http.client_api import CORS, ClientApi, Propose, QuorumRead, Reply, StartWatch
 from pyetcd.server.apply import apply_request
 from pyetcd.server.members import Member, MemberRegistry
-from pyetcd.server.requests import DELETE, POST, PUT, QGET, Request
+from pyetcd.server.requests import DELETE, POST, PUT, Request
 from pyetcd.server.stats import self_stats
 from pyetcd.store.store import Store
 
@@ -26,9 +26,10 @@ MEMBER_ID = 0xDDD67B312462FD7B
 @dataclass
 class FakeView:
     store: Store = field(default_factory=Store)
-    members: MemberRegistry = field(default_factory=lambda: MemberRegistry(
+    members: MemberRegistry = field(default_factory=lambda: MemberRegistry.of(
         [Member(MEMBER_ID, "s1", ["http://127.0.0.1:12380"], ["http://127.0.0.1:12379"])]))
     cluster_id_bytes: bytes = CID
+    cluster_token: str = "etcd-cluster"
     self_id: int = MEMBER_ID
     leader_id: int = MEMBER_ID
     commit_index: int = 42
@@ -37,6 +38,9 @@ class FakeView:
 
     def self_stats(self, now_ns: int) -> dict[str, object]:
         return self_stats("s1", self.self_id, "StateLeader", T0, self.leader_id, T0, now_ns)
+
+    def follower_stats(self) -> dict[str, object]:
+        return {}
 
 
 @pytest.fixture
@@ -267,8 +271,9 @@ def test_repeated_and_unknown_parameters(api: ClientApi) -> None:
 
 
 def test_quorum_and_wait(api: ClientApi) -> None:
-    req = propose(call(api, "GET", "/v2/keys/d?quorum=true&recursive=true&sorted=true&wait=true")).request
-    assert req == Request(QGET, "/d", recursive=True, sorted=True, time_ns=T0)
+    # quorum=true wins over wait=true (etcd turns the GET into a linearised read first)
+    assert call(api, "GET", "/v2/keys/d?quorum=true&recursive=true&sorted=true&wait=true") == \
+        QuorumRead("/d", True, True)
     assert isinstance(call(api, "HEAD", "/v2/keys/?quorum=true"), Reply)
     w = call(api, "GET", "/v2/keys/w?wait=true&recursive=true&stream=true&waitIndex=7")
     assert w == StartWatch("/w", True, True, 7, False)

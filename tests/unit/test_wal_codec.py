@@ -33,14 +33,20 @@ def test_entry_and_hard_state_round_trip() -> None:
     assert d.records[0].entry() == (3, 7, b"payload")
     assert d.records[1].hard_state() == (3, 2, 7)
     assert d.records[2].entry() == (4, 8, b"")
-    assert [r.offset for r in d.records] == [0, HEADER_BYTES + 1 + 16 + 7, 2 * HEADER_BYTES + 2 + 16 + 7 + 24]
+    # record type byte + term + index + entry type byte + data
+    assert [r.offset for r in d.records] == [0, HEADER_BYTES + 1 + 16 + 1 + 7, 2 * HEADER_BYTES + 2 + 16 + 1 + 7 + 24]
+
+
+def d_type(rec: bytes) -> int:
+    return decode(rec).records[0].entry_type()
 
 
 def test_record_layout() -> None:
     rec = encode_entry(1, 2, b"x")
     length, payload_crc, header_crc = struct.unpack_from("<III", rec)
     payload = rec[HEADER_BYTES:]
-    assert length == len(payload) == 1 + 16 + 1 and payload[0] == wal_codec.ENTRY
+    assert length == len(payload) == 1 + 16 + 1 + 1 and payload[0] == wal_codec.ENTRY
+    assert d_type(rec) == 0
     assert payload_crc == zlib.crc32(payload)
     assert header_crc == zlib.crc32(rec[:8])
 

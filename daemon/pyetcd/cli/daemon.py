@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import gc
+import http.client
 import logging
+import os
 import resource
 import socket
 import sys
 import time
+from urllib.parse import urlsplit
 
 from ..ops import settings as settings_mod
 from ..runtime.loop import EventLoop
-from ..runtime.member import MemberState
+from ..runtime.member import ClusterSpec, MemberState
+from ..server.members import Member, cluster_id, member_id
 from ..storage.snap import SnapshotCorrupt
 from ..storage.wal import WalCorrupt
 
@@ -33,6 +37,59 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def _cluster_spec(cfg: settings_mod.Settings) -> ClusterSpec:
+    token = cfg.initial_cluster_token
+    initial = [Member(member_id(list(urls), token), name, list(urls), []) for name, urls in cfg.initial_cluster]
+    self_id = member_id(list(cfg.initial_advertise_peer_urls), token)
+    election_ticks = max(2, round(cfg.election_timeout_ms / cfg.heartbeat_interval_ms))
+    return ClusterSpec(cfg.name, self_id, initial, cfg.initial_cluster_state == "new",
+                       list(cfg.advertise_client_urls), election_ticks, 1, token)
+
+
+def _cluster_id(cfg: settings_mod.Settings, spec: ClusterSpec) -> int:
+    """New cluster: from the initial members (as etcd). Joining: learned from a running member, then
+    kept in the data dir so restarts need nobody."""
+    path = cfg.data_dir / "member" / "cluster_id"
+    if path.exists():
+        return int(path.read_text().strip(), 16)
+    if spec.state_new:
+        cid = cluster_id([m.id for m in spec.initial])
+    else:
+        cid = _ask_peers_for_cluster_id(spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as f:
+        f.write(f"{cid:x}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, path)
+    return cid
+
+
+def _ask_peers_for_cluster_id(spec: ClusterSpec, timeout_s: float = 30.0) -> int:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for m in spec.initial:
+            if m.id == spec.self_id:
+                continue
+            for url in m.peer_urls:
+                parts = urlsplit(url)
+                try:
+                    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 2380, timeout=2)
+                    conn.request("GET", "/members")
+                    resp = conn.getresponse()
+                    resp.read()
+                    header = resp.getheader("X-Etcd-Cluster-Id")
+                    conn.close()
+                    if resp.status == 200 and header:
+                        return int(header, 16)
+                except (OSError, ValueError):
+                    continue
+        if time.monotonic() > deadline:
+            raise SystemExit("pyetcd: cannot reach any member of the existing cluster to join it")
+        time.sleep(0.5)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -43,27 +100,35 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger().setLevel(cfg.log_level.upper() if cfg.log_level.upper() in
                                  ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO")
     _raise_fd_limit()
+    spec = _cluster_spec(cfg)
     try:
-        member = MemberState(cfg.name, cfg.data_dir, cfg.initial_advertise_peer_urls, cfg.advertise_client_urls,
-                             cfg.initial_cluster_token, cfg.snapshot_count, time.time_ns())
+        cid = _cluster_id(cfg, spec)
+        member = MemberState(spec, cfg.data_dir, cfg.snapshot_count, time.time_ns(), cid)
     except (WalCorrupt, SnapshotCorrupt) as e:
         log.error("cannot recover data in %s: %s", cfg.data_dir, e)
         return 1
-    listeners = []
+    listeners, peer_listeners = [], []
     try:
         for url in cfg.listen_client_urls:
             listeners.append(_bind(url.bind_host, url.port))
+        if cfg.peer_listen_explicit or len(spec.initial) > 1:
+            for url in cfg.listen_peer_urls:
+                peer_listeners.append(_bind(url.bind_host, url.port))
     except OSError as e:
-        log.error("cannot listen for client requests: %s", e)
+        log.error("cannot listen: %s", e)
         return 1
-    log.info("pyetcd %s (member %x, cluster %s) ready to serve client requests on %s", cfg.name,
+    log.info("pyetcd %s (member %x, cluster %s) ready to serve client requests on %s%s", cfg.name,
              member.self_id, member.cluster_id_bytes.decode(),
-             ", ".join(f"{u.scheme}://{u.host}:{u.port}" for u in cfg.listen_client_urls))
+             ", ".join(f"{u.scheme}://{u.host}:{u.port}" for u in cfg.listen_client_urls),
+             "; peers on " + ", ".join(f"{u.scheme}://{u.host}:{u.port}" for u in cfg.listen_peer_urls)
+             if peer_listeners else "")
     # The tree and history are long-lived: freeze them out of the cyclic GC, and collect young objects
     # less often (every request allocates a few dozen short-lived objects, almost none cyclic).
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    EventLoop(member, listeners).run()
+    tick_s = cfg.heartbeat_interval_ms / 1000
+    request_timeout_s = 5.0 + 2 * cfg.election_timeout_ms / 1000  # etcd's v2 request timeout
+    EventLoop(member, listeners, peer_listeners, tick_s, request_timeout_s).run()
     return 0
 
 

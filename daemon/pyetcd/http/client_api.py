@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from .. import ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION
-from ..server.members import id_hex
-from ..server.requests import DELETE, MEMBER_UPDATE, POST, PUT, QGET, Request
+from ..raft.types import ConfChange, ConfChangeType
+from ..server.members import Member, id_hex, member_id
+from ..server.requests import DELETE, POST, PUT, Request
 from ..store import errors
 from ..store.errors import V2Error
 from ..store.event import Event, dump_json
@@ -52,7 +53,23 @@ class Reply:
 class Propose:
     request: Request
     no_value: bool = False
-    members_call: bool = False
+
+
+@dataclass(slots=True)
+class QuorumRead:
+    """GET ?quorum=true: served locally once a ReadIndex confirmed by a quorum has been applied."""
+
+    key: str
+    recursive: bool
+    sorted: bool
+
+
+@dataclass(slots=True)
+class ProposeConf:
+    """A membership change; answered when its entry is applied (201 with the member for an add)."""
+
+    change: ConfChange
+    member: Member | None = None
 
 
 @dataclass(slots=True)
@@ -64,7 +81,7 @@ class StartWatch:
     head: bool
 
 
-Outcome = Reply | Propose | StartWatch
+Outcome = Reply | Propose | StartWatch | QuorumRead | ProposeConf
 
 
 def plain_error(status: int, text: bytes, extra: Headers | None = None) -> Reply:
@@ -113,7 +130,7 @@ class ClientApi:
         if path == "/v2/keys" or path.startswith("/v2/keys/"):
             return self.keys(method, path[8:], raw_query, headers, body, now_ns)
         if path == "/v2/members" or path.startswith("/v2/members/"):
-            return self.members(method, path[11:], headers, body)
+            return self.members(method, path[11:], headers, body, now_ns)
         if path == "/v2/machines":
             if method not in ("GET", "HEAD"):
                 return method_not_allowed(b"GET,HEAD")
@@ -160,7 +177,7 @@ class ClientApi:
         p = _KeyParams(form, method)
         if method in ("GET", "HEAD"):
             if p.quorum and method == "GET":
-                return Propose(Request(QGET, key, recursive=p.recursive, sorted=p.sorted, time_ns=now_ns))
+                return QuorumRead(key, p.recursive, p.sorted)
             if p.wait:
                 return StartWatch(key, p.recursive, p.stream, p.wait_index, method == "HEAD")
             return self.get_reply(key, p.recursive, p.sorted, now_ns, method == "HEAD")
@@ -199,10 +216,18 @@ class ClientApi:
                    (b"X-Etcd-Index", b"%d" % e.index)]
         return Reply(e.http_status, headers, dump_json(e.as_dict()), head)
 
+    def render_conf_result(self, prop: ProposeConf) -> Reply:
+        cid = (b"X-Etcd-Cluster-Id", self.view.cluster_id_bytes)
+        if prop.member is not None:
+            return Reply(201, [*CORS, JSON_CT, cid], dump_json(prop.member.to_json_obj()))
+        return Reply(204, [*CORS, cid], b"")
+
+    def timeout_reply(self) -> Reply:
+        """etcd's answer when a write or quorum read cannot complete (no leader, no quorum)."""
+        return self.error_reply(V2Error(errors.RAFT_INTERNAL, "etcdserver: request timed out", 0))
+
     def render_result(self, prop: Propose, result: Event | V2Error | None) -> Reply:
         """The answer to a proposal once its entry was applied."""
-        if prop.members_call:
-            return Reply(204, [*CORS, (b"X-Etcd-Cluster-Id", self.view.cluster_id_bytes)], b"")
         if isinstance(result, V2Error):
             return self.error_reply(result)
         assert result is not None
@@ -218,7 +243,7 @@ class ClientApi:
 
     # ---- /v2/members ---------------------------------------------------------------------------
 
-    def members(self, method: str, rest: str, headers: Headers, body: bytes) -> Outcome:
+    def members(self, method: str, rest: str, headers: Headers, body: bytes, now_ns: int) -> Outcome:
         if method not in ("GET", "POST", "DELETE", "PUT"):
             return method_not_allowed(b"GET,POST,DELETE,PUT")
         cid = (b"X-Etcd-Cluster-Id", self.view.cluster_id_bytes)
@@ -228,7 +253,9 @@ class ClientApi:
                 body_obj = {"members": [m.to_json_obj() for m in self.view.members.ordered()]}
                 return Reply(200, [*CORS, JSON_CT, cid], dump_json(body_obj))
             if member_id == "leader":
-                leader = self.view.members.by_id[self.view.leader_id]
+                leader = self.view.members.by_id.get(self.view.leader_id)
+                if leader is None:
+                    return _members_error(503, "During election", cid)
                 return Reply(200, [*CORS, JSON_CT, cid], dump_json(leader.to_json_obj()))
             return _members_error(404, "Not found", cid)
         if member_id == "" and method in ("DELETE", "PUT"):
@@ -239,24 +266,27 @@ class ClientApi:
                 return urls_or_error
             urls = urls_or_error
         mid = _parse_member_id(member_id)
+        members = self.view.members
         if method == "POST":
             if member_id:
                 return NOT_FOUND
             for url in urls:
-                if self.view.members.peer_url_owner(url) is not None:
+                if members.peer_url_owner(url) is not None:
                     return _members_error(409, "membership: peerURL exists", cid)
-            # Adding a member needs Raft (a second voter): not available on a single-member build yet.
-            return _members_error(500, "Internal Server Error", cid)
-        if mid is None or mid not in self.view.members.by_id:
+            new_id = member_id_for(urls, self.view.cluster_token, now_ns)
+            member = Member(new_id, "", list(urls), [])
+            return ProposeConf(ConfChange(ConfChangeType.ADD_NODE, new_id, member.encode()), member)
+        if mid is not None and mid in members.removed:
+            return _members_error(410, f"Member permanently removed: {member_id}", cid)
+        if mid is None or mid not in members.by_id:
             return _members_error(404, f"No such member: {member_id}", cid)
         if method == "DELETE":
-            # Removing the only member would leave no cluster; etcd refuses too (it cannot reach quorum).
-            return _members_error(500, "Internal Server Error", cid)
+            return ProposeConf(ConfChange(ConfChangeType.REMOVE_NODE, mid))
         for url in urls:
-            owner = self.view.members.peer_url_owner(url)
+            owner = members.peer_url_owner(url)
             if owner is not None and owner.id != mid:
                 return _members_error(409, "membership: peerURL exists", cid)
-        return Propose(Request(MEMBER_UPDATE, prev_index=mid, peer_urls=tuple(urls)), members_call=True)
+        return ProposeConf(ConfChange(ConfChangeType.UPDATE_NODE, mid, json.dumps(list(urls)).encode()))
 
     # ---- stats, version, health, auth ----------------------------------------------------------
 
@@ -267,7 +297,8 @@ class ClientApi:
         view = self.view
         if view.leader_id != view.self_id:
             return Reply(403, [*CORS, JSON_CT], dump_json({"message": "not current leader"}))
-        return Reply(200, [*CORS, JSON_CT], _compact({"leader": id_hex(view.self_id), "followers": {}}))
+        return Reply(200, [*CORS, JSON_CT], _compact({"leader": id_hex(view.self_id),
+                                                      "followers": view.follower_stats()}))
 
     def stats_store(self, now_ns: int) -> Reply:
         store = self.view.store
@@ -324,6 +355,10 @@ def _redirect(method: str, cleaned: str, raw_query: str) -> Reply:
 def _html_escape(raw: bytes) -> bytes:
     return (raw.replace(b"&", b"&amp;").replace(b"<", b"&lt;").replace(b">", b"&gt;")
             .replace(b'"', b"&#34;").replace(b"'", b"&#39;"))
+
+
+def member_id_for(urls: list[str], token: str, now_ns: int) -> int:
+    return member_id(urls, token, now_ns // 1_000_000_000)
 
 
 def _members_error(status: int, message: str, cid: tuple[bytes, bytes]) -> Reply:

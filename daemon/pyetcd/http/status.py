@@ -12,8 +12,11 @@ class ServerView(Protocol):
     store: Store
     members: MemberRegistry
     cluster_id_bytes: bytes
+    cluster_token: str
     self_id: int
-    leader_id: int
+
+    @property
+    def leader_id(self) -> int: ...
 
     @property
     def commit_index(self) -> int: ...
@@ -25,3 +28,5 @@ class ServerView(Protocol):
     def healthy(self) -> bool: ...
 
     def self_stats(self, now_ns: int) -> dict[str, object]: ...
+
+    def follower_stats(self) -> dict[str, object]: ...

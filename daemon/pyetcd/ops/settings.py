@@ -36,15 +36,16 @@ class Settings:
     data_dir: Path
     listen_client_urls: tuple[ListenUrl, ...]
     advertise_client_urls: tuple[str, ...]
-    listen_peer_urls: tuple[str, ...]
+    listen_peer_urls: tuple[ListenUrl, ...]
     initial_advertise_peer_urls: tuple[str, ...]
-    initial_cluster: str
+    initial_cluster: tuple[tuple[str, tuple[str, ...]], ...]  # (name, peer URLs) in flag order
     initial_cluster_token: str
     initial_cluster_state: str
     snapshot_count: int
     heartbeat_interval_ms: int
     election_timeout_ms: int
     log_level: str
+    peer_listen_explicit: bool = False  # --listen-peer-urls given (else a lone member opens no peer port)
 
 
 # flag -> (default, help). Every flag also reads ETCD_<FLAG_WITH_UNDERSCORES>.
@@ -82,6 +83,20 @@ def parse_listen_url(text: str) -> ListenUrl:
     return ListenUrl(parts.scheme, parts.hostname, parts.port)
 
 
+def parse_initial_cluster(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`name=url,name=url2,other=url3` -> ((name, (url, url2)), (other, (url3,))), as etcd reads it."""
+    by_name: dict[str, list[str]] = {}
+    for item in _split(text):
+        name, sep, url = item.partition("=")
+        if not sep or not name or not url:
+            raise SettingsError(f"--initial-cluster: {item!r} is not name=peerURL")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.port is None:
+            raise SettingsError(f"--initial-cluster: {url!r} is not an http(s) URL with a port")
+        by_name.setdefault(name, []).append(url)
+    return tuple((name, tuple(urls)) for name, urls in by_name.items())
+
+
 def _split(text: str) -> tuple[str, ...]:
     return tuple(u.strip() for u in text.split(",") if u.strip())
 
@@ -99,13 +114,15 @@ def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
         print(f"pyetcd Version: {__version__}\netcd API Version: {ETCD_SERVER_VERSION}")
         raise SystemExit(0)
     values: dict[str, str] = {}
+    explicit_peer = args.listen_peer_urls is not None or "ETCD_LISTEN_PEER_URLS" in environ
     for flag, (default, _) in FLAGS.items():
         given = getattr(args, flag.replace("-", "_"))
         env = environ.get("ETCD_" + flag.upper().replace("-", "_"))
         values[flag] = given if given is not None else env if env is not None else default
     if values["config-file"]:
         values = _from_yaml(Path(values["config-file"]))
-    return _validate(values)
+        explicit_peer = values["listen-peer-urls"] != FLAGS["listen-peer-urls"][0]
+    return _validate(values, explicit_peer)
 
 
 def _from_yaml(path: Path) -> dict[str, str]:
@@ -134,7 +151,7 @@ def _int(values: dict[str, str], flag: str, minimum: int) -> int:
     return value
 
 
-def _validate(values: dict[str, str]) -> Settings:
+def _validate(values: dict[str, str], peer_listen_explicit: bool = False) -> Settings:
     name = values["name"]
     listen = tuple(parse_listen_url(u) for u in _split(values["listen-client-urls"]))
     if not listen:
@@ -143,18 +160,30 @@ def _validate(values: dict[str, str]) -> Settings:
     state = values["initial-cluster-state"]
     if state not in ("new", "existing"):
         raise SettingsError("--initial-cluster-state must be 'new' or 'existing'")
+    initial = parse_initial_cluster(values["initial-cluster"] or ",".join(f"{name}={u}" for u in peer_urls))
+    mine = dict(initial).get(name)
+    if mine is None:
+        raise SettingsError(f"--initial-cluster has no member named {name!r}")
+    if sorted(mine) != sorted(peer_urls):
+        raise SettingsError(f"--initial-cluster has {name}={','.join(mine)} but --initial-advertise-peer-urls "
+                            f"is {','.join(peer_urls)}")
+    heartbeat_ms = _int(values, "heartbeat-interval", 1)
+    election_ms = _int(values, "election-timeout", 1)
+    if election_ms < 5 * heartbeat_ms:
+        raise SettingsError("--election-timeout should be at least 5 times --heartbeat-interval")
     return Settings(
         name=name,
         data_dir=Path(values["data-dir"] or f"{name}.etcd"),
         listen_client_urls=listen,
         advertise_client_urls=_split(values["advertise-client-urls"]),
-        listen_peer_urls=_split(values["listen-peer-urls"]),
+        listen_peer_urls=tuple(parse_listen_url(u) for u in _split(values["listen-peer-urls"])),
         initial_advertise_peer_urls=peer_urls,
-        initial_cluster=values["initial-cluster"] or f"{name}={','.join(peer_urls)}",
+        initial_cluster=initial,
         initial_cluster_token=values["initial-cluster-token"],
         initial_cluster_state=state,
         snapshot_count=_int(values, "snapshot-count", 1),
-        heartbeat_interval_ms=_int(values, "heartbeat-interval", 1),
-        election_timeout_ms=_int(values, "election-timeout", 1),
+        heartbeat_interval_ms=heartbeat_ms,
+        election_timeout_ms=election_ms,
         log_level=values["log-level"],
+        peer_listen_explicit=peer_listen_explicit,
     )

@@ -8,12 +8,14 @@ IDs print as lowercase hex without zero padding (Go's types.ID.String).
 from __future__ import annotations
 
 import hashlib
+import json
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
-def member_id(peer_urls: list[str] | tuple[str, ...], cluster_token: str) -> int:
-    raw = "".join(sorted(peer_urls)) + cluster_token
+def member_id(peer_urls: list[str] | tuple[str, ...], cluster_token: str, added_at_s: int | None = None) -> int:
+    """`added_at_s` (Unix seconds) is mixed in for members added at runtime, as etcd does."""
+    raw = "".join(sorted(peer_urls)) + cluster_token + ("" if added_at_s is None else str(added_at_s))
     return int.from_bytes(hashlib.sha1(raw.encode()).digest()[:8], "big")
 
 
@@ -37,10 +39,36 @@ class Member:
         return {"id": id_hex(self.id), "name": self.name, "peerURLs": list(self.peer_urls),
                 "clientURLs": list(self.client_urls)}
 
+    def encode(self) -> bytes:
+        return json.dumps([self.id, self.name, self.peer_urls, self.client_urls]).encode()
 
+    @staticmethod
+    def decode(data: bytes) -> Member:
+        mid, name, peer_urls, client_urls = json.loads(data)
+        return Member(mid, name, list(peer_urls), list(client_urls))
+
+
+@dataclass
 class MemberRegistry:
-    def __init__(self, members: list[Member]) -> None:
-        self.by_id = {m.id: m for m in members}
+    """Members by id, plus the ids removed for good (etcd answers 410 for those)."""
+
+    by_id: dict[int, Member] = field(default_factory=dict)
+    removed: set[int] = field(default_factory=set)
+
+    @staticmethod
+    def of(members: list[Member]) -> MemberRegistry:
+        return MemberRegistry({m.id: m for m in members})
+
+    def encode(self) -> list[object]:
+        return [[m.id, m.name, m.peer_urls, m.client_urls] for m in self.ordered()] + [sorted(self.removed)]
+
+    @staticmethod
+    def decode(raw: list[object]) -> MemberRegistry:
+        *members, removed = raw
+        reg = MemberRegistry({int(m[0]): Member(int(m[0]), m[1], list(m[2]), list(m[3]))  # type: ignore[index]
+                              for m in members})
+        reg.removed = set(removed)  # type: ignore[arg-type]
+        return reg
 
     @property
     def cluster_id(self) -> int:

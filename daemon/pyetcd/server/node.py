@@ -1,42 +1,40 @@
-"""ServerNode: what one member does, minus the I/O (sans-IO, like h11).
+"""ServerNode: what a member does with committed Raft entries, minus the I/O (sans-IO).
 
-Theory of operation (single member): a client mutation becomes a Request, which `propose` turns into the
-next log entry and queues as unstable. The runtime persists unstable entries (WAL append + one fsync per
-loop turn) and then calls `on_persisted`; only then are the entries applied to the store, in log order,
-and only then are clients answered. With one member, persisted == committed. The Raft issue replaces the
-log bookkeeping here with a RawNode; the runtime contract (take_unstable -> persist -> on_persisted) stays.
+Theory of operation: a client write becomes a Request carrying (origin member, request id) and is
+proposed to Raft; every member applies committed entries in log order to its store, and only the
+origin member answers the client (`Applied.request.origin`). Conf-change entries update the member
+registry and the Raft voter set when applied. A SYNC entry (the leader's clock) expires TTLs, so every
+replica expires the same keys at the same index. The store never reads a clock.
 
-Invariant: applied_index <= commit_index <= last_index, and entries (commit_index, last_index] are exactly
-the unstable ones.
+Snapshots hold the store, the member registry and the voter set, so a member restored from one is
+whole.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass
 
+from ..raft.rawnode import RawNode
+from ..raft.types import ConfChange, ConfChangeType, Entry, EntryType
+from ..store import codec
 from ..store.event import Event
 from ..store.store import Store
 from ..store.watcher_hub import Watcher
 from .apply import Result, apply_request
-from .members import MemberRegistry
-from .requests import MEMBER_UPDATE, NOOP, SYNC, Request
+from .members import Member, MemberRegistry
+from .requests import MEMBER_ATTRS, SYNC, Request
 
-SYNC_INTERVAL_NS = 500_000_000  # as etcd: the leader proposes a SYNC about every 500 ms when one is due
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    term: int
-    index: int
-    data: bytes
+SYNC_RETRY_NS = 500_000_000
 
 
 @dataclass(slots=True)
 class Applied:
     index: int
-    request: Request
+    request: Request | None  # None for no-op and conf-change entries
     result: Result
     fired: list[tuple[Watcher, Event]]
+    conf_change: ConfChange | None = None
 
 
 @dataclass
@@ -44,69 +42,82 @@ class ServerNode:
     store: Store
     members: MemberRegistry
     self_id: int
-    term: int = 1
-    last_index: int = 0
-    commit_index: int = 0
-    applied_index: int = 0
-    unstable: list[Entry] = field(default_factory=list)
-    _pending: dict[int, Request] = field(default_factory=dict)
+    raft: RawNode | None = None  # set once recovery has built it
     _last_sync_ns: int = 0
-    _sync_in_flight: bool = False
+    _sync_proposed_ns: int = 0  # when our last SYNC was proposed (0: none outstanding)
+    applied_index: int = 0
+    removed_self: bool = False
 
-    def start_term(self, term: int) -> None:
-        """A (re)started member begins a new term with a no-op entry, as a newly elected leader does."""
-        self.term = term
-        self.propose(Request(NOOP))
+    # ---- applying ------------------------------------------------------------------------------
 
-    def propose(self, req: Request) -> int:
-        self.last_index += 1
-        self.unstable.append(Entry(self.term, self.last_index, req.encode()))
-        self._pending[self.last_index] = req
+    def apply(self, entry: Entry) -> Applied:
+        self.applied_index = entry.index
+        if entry.type is EntryType.CONF_CHANGE:
+            return self._apply_conf_change(entry)
+        if not entry.data:
+            return Applied(entry.index, None, None, [])  # a new leader's empty entry
+        req = Request.decode(entry.data)
         if req.kind == SYNC:
-            self._sync_in_flight = True
-        return self.last_index
-
-    def take_unstable(self) -> list[Entry]:
-        entries, self.unstable = self.unstable, []
-        return entries
-
-    def on_persisted(self, index: int) -> list[Applied]:
-        """Entries up to `index` are durable: commit and apply them."""
-        self.commit_index = max(self.commit_index, index)
-        out = []
-        while self.applied_index < self.commit_index:
-            idx = self.applied_index + 1
-            req = self._pending.pop(idx)
-            out.append(self._apply(idx, req))
-        return out
-
-    def replay(self, entry: Entry) -> None:
-        """Re-apply an entry read back from the WAL at start-up (no watchers exist yet)."""
-        if entry.index <= self.applied_index:
-            return
-        assert entry.index == self.applied_index + 1, (entry.index, self.applied_index)
-        self.term = max(self.term, entry.term)
-        self.last_index = self.commit_index = entry.index
-        self._apply(entry.index, Request.decode(entry.data))
-
-    def _apply(self, index: int, req: Request) -> Applied:
-        if req.kind == SYNC:
-            self._sync_in_flight = False
             self._last_sync_ns = max(self._last_sync_ns, req.time_ns)
-        if req.kind == MEMBER_UPDATE:
-            member = self.members.by_id.get(req.prev_index)
+            self._sync_proposed_ns = 0
+        if req.kind == MEMBER_ATTRS:
+            member = self.members.by_id.get(req.origin)
             if member is not None:
-                member.peer_urls = list(req.peer_urls)
+                member.name = req.value
+                member.client_urls = list(req.peer_urls)
             self.store.internal_event(req.time_ns)
+            return Applied(entry.index, req, None, [])
         result = apply_request(self.store, req)
-        self.applied_index = index
-        return Applied(index, req, result, self.store.hub.drain())
+        return Applied(entry.index, req, result, self.store.hub.drain())
+
+    def _apply_conf_change(self, entry: Entry) -> Applied:
+        cc = ConfChange.decode(entry.data)
+        reg = self.members
+        if cc.type is ConfChangeType.ADD_NODE:
+            if cc.node_id not in reg.by_id and cc.node_id not in reg.removed:
+                reg.by_id[cc.node_id] = Member.decode(cc.context)
+                self.store.internal_event(0)
+        elif cc.type is ConfChangeType.REMOVE_NODE:
+            if reg.by_id.pop(cc.node_id, None) is not None:
+                reg.removed.add(cc.node_id)
+                self.store.internal_event(0)
+            if cc.node_id == self.self_id:
+                self.removed_self = True
+        elif cc.type is ConfChangeType.UPDATE_NODE:
+            member = reg.by_id.get(cc.node_id)
+            if member is not None:
+                member.peer_urls = json.loads(cc.context)
+                self.store.internal_event(0)
+        if self.raft is not None and cc.type is not ConfChangeType.UPDATE_NODE:
+            self.raft.apply_conf_change(cc)
+        return Applied(entry.index, None, None, [], cc)
+
+    # ---- leader duties -------------------------------------------------------------------------
 
     def sync_due(self, now_ns: int) -> Request | None:
-        """A SYNC to propose now, if a TTL is due; its time never goes backwards."""
-        if self._sync_in_flight:
-            return None
+        """On the leader: a SYNC to propose now, if a TTL is due; its time never goes backwards."""
+        if self._sync_proposed_ns and now_ns - self._sync_proposed_ns < SYNC_RETRY_NS:
+            return None  # one outstanding at a time; retried if it was lost (e.g. leader change)
         due = self.store.next_expiry_ns()
         if not due or due > now_ns:
             return None
+        self._sync_proposed_ns = now_ns
         return Request(SYNC, time_ns=max(now_ns, self._last_sync_ns))
+
+    # ---- snapshots -----------------------------------------------------------------------------
+
+    def snapshot_data(self, voters: tuple[int, ...]) -> bytes:
+        store = codec.encode_store(self.store)
+        meta = json.dumps({"members": self.members.encode(), "voters": list(voters),
+                           "last_sync_ns": self._last_sync_ns}).encode()
+        return len(meta).to_bytes(8, "big") + meta + store
+
+    def restore(self, data: bytes) -> tuple[int, ...]:
+        """Replace the state by a snapshot's; returns its voter set."""
+        n = int.from_bytes(data[:8], "big")
+        meta = json.loads(data[8:8 + n])
+        self.store = codec.decode_store(data[8 + n:])
+        self.members.by_id = MemberRegistry.decode(meta["members"]).by_id
+        self.members.removed = set(meta["members"][-1])
+        self._last_sync_ns = meta["last_sync_ns"]
+        return tuple(meta["voters"])

@@ -14,8 +14,7 @@ POST = "POST"
 DELETE = "DELETE"
 QGET = "QGET"  # a quorum=true GET, linearised through the log
 SYNC = "SYNC"  # carries the leader's time; applying it expires due TTLs
-NOOP = "NOOP"  # written when a term starts
-MEMBER_UPDATE = "MEMBER_UPDATE"
+MEMBER_ATTRS = "MEMBER_ATTRS"  # a member publishes its name and client URLs (value, peer_urls)
 
 # One encoder instance: json.dumps with non-default options builds a new one per call.
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
@@ -36,17 +35,20 @@ class Request:
     sorted: bool = False
     time_ns: int = 0
     peer_urls: tuple[str, ...] = ()
+    origin: int = 0  # member that proposed it: only that member answers the client
+    req_id: int = 0  # the proposer's request number
 
     def encode(self) -> bytes:
         pe = -1 if self.prev_exist is None else int(self.prev_exist)
         fields = [self.kind, self.path, self.value, int(self.dir), self.prev_value, self.prev_index, pe,
                   self.expire_at_ns, int(self.refresh), int(self.recursive), int(self.sorted), self.time_ns,
-                  list(self.peer_urls)]
+                  list(self.peer_urls), self.origin, self.req_id]
         return _encode(fields).encode("utf-8", "surrogatepass")
 
     @staticmethod
     def decode(data: bytes) -> Request:
         (kind, path, value, is_dir, prev_value, prev_index, pe, expire_at_ns, refresh, recursive, sort_keys,
-         time_ns, peer_urls) = json.loads(data.decode("utf-8", "surrogatepass"))
+         time_ns, peer_urls, origin, req_id) = json.loads(data.decode("utf-8", "surrogatepass"))
         return Request(kind, path, value, bool(is_dir), prev_value, prev_index, None if pe < 0 else bool(pe),
-                       expire_at_ns, bool(refresh), bool(recursive), bool(sort_keys), time_ns, tuple(peer_urls))
+                       expire_at_ns, bool(refresh), bool(recursive), bool(sort_keys), time_ns, tuple(peer_urls),
+                       origin, req_id)

@@ -25,7 +25,7 @@ LEN_CRC = struct.Struct("<II")
 RECORD_BYTES_MAX = 256 * 1024 * 1024
 SECTOR_BYTES = 512
 
-ENTRY = 1  # body: u64 term, u64 index, entry data
+ENTRY = 1  # body: u64 term, u64 index, u8 entry type, entry data
 HARD_STATE = 2  # body: u64 term, u64 vote, u64 commit
 
 _ENTRY_HEAD = struct.Struct("<QQ")
@@ -38,8 +38,8 @@ def encode_record(rtype: int, body: bytes) -> bytes:
     return len_crc + struct.pack("<I", zlib.crc32(len_crc)) + payload
 
 
-def encode_entry(term: int, index: int, data: bytes) -> bytes:
-    return encode_record(ENTRY, _ENTRY_HEAD.pack(term, index) + data)
+def encode_entry(term: int, index: int, data: bytes, etype: int = 0) -> bytes:
+    return encode_record(ENTRY, _ENTRY_HEAD.pack(term, index) + bytes((etype,)) + data)
 
 
 def encode_hard_state(term: int, vote: int, commit: int) -> bytes:
@@ -55,7 +55,10 @@ class Record:
     def entry(self) -> tuple[int, int, bytes]:
         """(term, index, data) of an ENTRY record."""
         term, index = _ENTRY_HEAD.unpack_from(self.body)
-        return term, index, self.body[_ENTRY_HEAD.size:]
+        return term, index, self.body[_ENTRY_HEAD.size + 1:]
+
+    def entry_type(self) -> int:
+        return self.body[_ENTRY_HEAD.size]
 
     def hard_state(self) -> tuple[int, int, int]:
         term, vote, commit = _HARD_STATE.unpack_from(self.body)
