@@ -111,6 +111,9 @@ class RawNode:
         if hard != self._prev_hard:
             rd.hard_state = hard
         rd.entries = r.log.unstable_entries()
+        prev = self._prev_hard
+        rd.must_sync = bool(rd.entries) or r.log.pending_snapshot is not None or (
+            hard.term != prev.term or hard.vote != prev.vote)
         rd.snapshot = r.log.pending_snapshot
         rd.committed_entries = r.log.next_committed()
         rd.messages, r.msgs = r.msgs, []

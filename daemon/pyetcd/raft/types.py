@@ -147,10 +147,9 @@ class Ready:
     committed_entries: list[Entry] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     read_states: list[ReadState] = field(default_factory=list)
-
-    @property
-    def must_sync(self) -> bool:
-        return bool(self.entries) or self.hard_state is not None or self.snapshot is not None
+    # fsync needed: new entries, a snapshot, or a changed term/vote. A commit index that moved alone
+    # need not be durable (it is recomputed after a restart), so it rides along with the next fsync.
+    must_sync: bool = False
 
     def is_empty(self) -> bool:
         return not (self.soft_state or self.hard_state or self.entries or self.snapshot
