@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import http.client
+import json
 import logging
 import os
 import resource
@@ -46,27 +47,39 @@ def _cluster_spec(cfg: settings_mod.Settings) -> ClusterSpec:
                        list(cfg.advertise_client_urls), election_ticks, 1, token)
 
 
-def _cluster_id(cfg: settings_mod.Settings, spec: ClusterSpec) -> int:
-    """New cluster: from the initial members (as etcd). Joining: learned from a running member, then
-    kept in the data dir so restarts need nobody."""
-    path = cfg.data_dir / "member" / "cluster_id"
+def _identity(cfg: settings_mod.Settings, spec: ClusterSpec) -> int:
+    """Cluster id (and, for a joining member, its member id and the current members).
+
+    New cluster: ids from the initial members, as etcd computes them. Joining (`existing`): a running
+    member's GET /members tells the cluster id (header) and our id (the member with our peer URLs,
+    added earlier by POST /v2/members). Both are kept in the data dir so restarts need nobody."""
+    path = cfg.data_dir / "member" / "identity"
     if path.exists():
-        return int(path.read_text().strip(), 16)
+        cid_hex, self_hex = path.read_text().split()
+        spec.self_id = int(self_hex, 16)
+        return int(cid_hex, 16)
     if spec.state_new:
         cid = cluster_id([m.id for m in spec.initial])
     else:
-        cid = _ask_peers_for_cluster_id(spec)
+        cid, members = _ask_peers(spec)
+        mine = sorted(cfg.initial_advertise_peer_urls)
+        me = [m for m in members if sorted(m.peer_urls) == mine]
+        if not me:
+            raise SystemExit(f"pyetcd: the cluster has no member with peer URLs {','.join(mine)}; "
+                             "add it first (POST /v2/members)")
+        spec.self_id = me[0].id
+        spec.initial = members
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w") as f:
-        f.write(f"{cid:x}\n")
+        f.write(f"{cid:x} {spec.self_id:x}\n")
         f.flush()
         os.fsync(f.fileno())
     os.rename(tmp, path)
     return cid
 
 
-def _ask_peers_for_cluster_id(spec: ClusterSpec, timeout_s: float = 30.0) -> int:
+def _ask_peers(spec: ClusterSpec, timeout_s: float = 30.0) -> tuple[int, list[Member]]:
     deadline = time.monotonic() + timeout_s
     while True:
         for m in spec.initial:
@@ -78,12 +91,14 @@ def _ask_peers_for_cluster_id(spec: ClusterSpec, timeout_s: float = 30.0) -> int
                     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 2380, timeout=2)
                     conn.request("GET", "/members")
                     resp = conn.getresponse()
-                    resp.read()
+                    body = resp.read()
                     header = resp.getheader("X-Etcd-Cluster-Id")
                     conn.close()
                     if resp.status == 200 and header:
-                        return int(header, 16)
-                except (OSError, ValueError):
+                        members = [Member(int(d["id"], 16), d["name"], list(d["peerURLs"]), list(d["clientURLs"]))
+                                   for d in json.loads(body)]
+                        return int(header, 16), members
+                except (OSError, ValueError, KeyError):
                     continue
         if time.monotonic() > deadline:
             raise SystemExit("pyetcd: cannot reach any member of the existing cluster to join it")
@@ -102,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     _raise_fd_limit()
     spec = _cluster_spec(cfg)
     try:
-        cid = _cluster_id(cfg, spec)
+        cid = _identity(cfg, spec)
         member = MemberState(spec, cfg.data_dir, cfg.snapshot_count, time.time_ns(), cid)
     except (WalCorrupt, SnapshotCorrupt) as e:
         log.error("cannot recover data in %s: %s", cfg.data_dir, e)

@@ -177,6 +177,8 @@ class EventLoop:
             # write. Stop instead (etcd does the same); a supervisor restarts us from what is durable.
             log.critical("WAL write/fsync failed, stopping: %s", e)
             raise SystemExit(1) from e
+        if self.member.store_replaced:
+            self._end_all_watches()
         self._route_messages(out.messages)
         for applied in out.applied:
             self._on_applied(applied)
@@ -294,6 +296,11 @@ class EventLoop:
                 self.sel.register(sock, selectors.EVENT_WRITE, link)
             if link.maybe_send(mono):
                 self._flush_link(link)
+            if link.removed:
+                # A peer refused us with 410: we were removed while we could not hear about it.
+                log.warning("member %x says this member was removed from the cluster; shutting down", link.peer_id)
+                self.member.node.removed_self = True
+                self.running = False
             if link.unreachable:
                 link.unreachable = False
                 raft.report_unreachable(link.peer_id)
@@ -621,6 +628,14 @@ class EventLoop:
         elif len(conn.out) > WATCH_OUTPUT_BYTES_MAX:
             log.warning("dropping a stream watcher on %s: client is %d bytes behind", watcher.key, len(conn.out))
             self._close(conn)
+
+    def _end_all_watches(self) -> None:
+        """The store was replaced by a leader's snapshot: close every watch (etcd clears watchers on
+        recovery too); clients reconnect with a waitIndex and read the missed events from history."""
+        self.member.store_replaced = False
+        for conn in list(self.watch_conns.values()):
+            self._close(conn)
+        self.watch_conns.clear()
 
     def _end_watch(self, conn: Conn) -> None:
         conn.out += conn.h11.send(h11.EndOfMessage())  # type: ignore[arg-type]

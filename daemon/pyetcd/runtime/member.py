@@ -85,6 +85,7 @@ class MemberState:
         self.cluster_id = cluster_id
         self.cluster_token = spec.token
         self.links: dict[int, Any] = {}  # peer id -> runtime.peers.PeerLink (set by the loop)
+        self.store_replaced = False
         self.recv_appends = 0
         self.send_appends = 0
         member_dir = data_dir / "member"
@@ -250,6 +251,7 @@ class MemberState:
         self.snaps.save(SnapFile(snap.meta.term, snap.meta.index, snap.data))
         self.node.restore(snap.data)
         self.node.applied_index = snap.meta.index
+        self.store_replaced = True  # watchers registered on the old store can never fire: the loop ends them
         self.wal.cut(snap.meta.index + 1)
         self._write_hard_state()
         self.wal.release_before(snap.meta.index + 1)
@@ -264,7 +266,7 @@ class MemberState:
         data = self.node.snapshot_data(self.raft.raft.voters)
         path = self.snaps.save(SnapFile(term, applied, data))
         snap = Snapshot(SnapshotMeta(applied, term, ConfState(self.raft.raft.voters)), data)
-        self.raft.compact(snap, SNAPSHOT_KEEP_ENTRIES)
+        self.raft.compact(snap, min(SNAPSHOT_KEEP_ENTRIES, self.snapshot_count))
         # Segments wholly covered by the snapshot can go (the in-memory log keeps more for followers;
         # after a restart they catch up from the snapshot instead).
         self.wal.cut(self.raft.raft.log.last_index + 1)
