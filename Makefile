@@ -38,3 +38,8 @@ bench: $(STAMP) etcd
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .hypothesis
+
+# Seeded whole-cluster simulation sweep (`make sim SEEDS=N`); a failure prints the replay command.
+.PHONY: sim
+sim: $(STAMP)
+	$(PY) -m pyetcd.testing.sim --seeds $(or $(SEEDS),1000)

@@ -1,0 +1,1 @@
+"""Test support shipped with the package (as etcd ships rafttest/): the deterministic simulator."""

@@ -1,0 +1,1 @@
+"""Seeded whole-cluster simulation runs."""
