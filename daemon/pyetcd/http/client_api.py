@@ -101,7 +101,8 @@ def bad_request_line() -> Reply:
                  b"400 Bad Request", close=True)
 
 
-def _header(headers: Headers, name: bytes) -> bytes | None:
+def find_header(headers: Headers, name: bytes) -> bytes | None:
+    """First value of a header by lowercase name."""
     for k, v in headers:
         if k.lower() == name:
             return v
@@ -159,7 +160,7 @@ class ClientApi:
     def _keys(self, method: str, raw_key: str, raw_query: str, headers: Headers, body: bytes,
               now_ns: int) -> Outcome:
         form: dict[str, str] = {}
-        if method in ("PUT", "POST") and body and forms.is_form_urlencoded(_header(headers, b"content-type")):
+        if method in ("PUT", "POST") and body and forms.is_form_urlencoded(find_header(headers, b"content-type")):
             if len(body) > FORM_BYTES_MAX:
                 raise V2Error(errors.INVALID_FORM, "http: POST too large")
             err = forms.parse_query(body.decode("utf-8", "surrogateescape"), form)
@@ -374,7 +375,7 @@ def _parse_member_id(text: str) -> int | None:
 
 
 def _parse_peer_urls(headers: Headers, body: bytes, cid: tuple[bytes, bytes]) -> list[str] | Reply:
-    ctype = _header(headers, b"content-type") or b""
+    ctype = find_header(headers, b"content-type") or b""
     if ctype.split(b";", 1)[0].strip().lower() != b"application/json":
         msg = f"Bad Content-Type {ctype.decode('latin-1')}, accept application/json"
         return _members_error(415, msg, cid)

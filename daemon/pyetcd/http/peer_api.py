@@ -8,18 +8,11 @@ from __future__ import annotations
 from .. import ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION
 from ..raft.types import Message
 from ..store.event import dump_json
-from .client_api import JSON_CT, TEXT_CT, Headers, Reply
+from .client_api import JSON_CT, TEXT_CT, Headers, Reply, find_header
 from .status import ServerView
 from .wire import WireError, decode_batch
 
 PEER_BODY_BYTES_MAX = 512 * 1024 * 1024  # a snapshot travels in one request
-
-
-def _header(headers: Headers, name: bytes) -> bytes | None:
-    for k, v in headers:
-        if k.lower() == name:
-            return v
-    return None
 
 
 class PeerApi:
@@ -42,10 +35,10 @@ class PeerApi:
         return Reply(404, [TEXT_CT], b"404 page not found\n"), []
 
     def _raft(self, headers: Headers, body: bytes, cid: tuple[bytes, bytes]) -> tuple[Reply, list[Message]]:
-        theirs = _header(headers, b"x-etcd-cluster-id")
+        theirs = find_header(headers, b"x-etcd-cluster-id")
         if theirs is not None and theirs.lower() != self.view.cluster_id_bytes:
             return Reply(412, [TEXT_CT, cid], b"cluster ID mismatch\n"), []
-        sender = _header(headers, b"x-server-from")
+        sender = find_header(headers, b"x-server-from")
         try:
             sender_id = int(sender, 16) if sender else 0
         except ValueError:

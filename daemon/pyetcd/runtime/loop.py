@@ -240,18 +240,23 @@ class EventLoop:
             self._published = False
 
     def _submit_pending(self) -> None:
-        raft = self.member.raft
         for p in self.requests.unsubmitted():
-            try:
-                if type(p.outcome) is QuorumRead:
-                    raft.read_index(p.req_id.to_bytes(8, "big"))
-                elif p.conf_change is not None:
-                    raft.propose_conf_change(p.conf_change)
-                else:
-                    raft.propose(p.data)
-                p.submitted = True
-            except ProposalDropped:
-                pass  # retried next turn until the deadline
+            self._offer(p)
+
+    def _offer(self, p: Pending) -> None:
+        """Hand a pending request to Raft; if dropped (no leader yet, a conf change in flight) it stays
+        unsubmitted and is offered again every turn until its deadline."""
+        raft = self.member.raft
+        try:
+            if type(p.outcome) is QuorumRead:
+                raft.read_index(p.req_id.to_bytes(8, "big"))
+            elif p.conf_change is not None:
+                raft.propose_conf_change(p.conf_change)
+            else:
+                raft.propose(p.data)
+            p.submitted = True
+        except ProposalDropped:
+            pass
 
     def _serve_read(self, p: Pending) -> None:
         conn = p.waiter
@@ -509,17 +514,7 @@ class EventLoop:
         elif type(outcome) is ProposeConf:
             p.conf_change = outcome.change
         self.requests.add(p)
-        raft = self.member.raft
-        try:
-            if type(outcome) is QuorumRead:
-                raft.read_index(rid.to_bytes(8, "big"))
-            elif p.conf_change is not None:
-                raft.propose_conf_change(p.conf_change)
-            else:
-                raft.propose(p.data)
-            p.submitted = True
-        except ProposalDropped:
-            pass  # retried every turn until the deadline
+        self._offer(p)
 
     # ---- responses -----------------------------------------------------------------------------
 
