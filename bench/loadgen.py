@@ -7,7 +7,9 @@ Latencies come from `time.perf_counter_ns`; only requests completing inside the 
 (after the warm-up) are counted.
 
 Loads: `put` (PUT /v2/keys/bench/k{i%1000}, form body), `get` (GET of the same keys, which must exist:
-see `prefill`), and `watch` (W connections long-polling /v2/keys/bench/w?wait=true, woken by one PUT).
+see `prefill`; `--query quorum=true` makes them linearizable reads), and `watch` (W connections
+long-polling /v2/keys/bench/w?wait=true, woken by one PUT).  `--port P1,P2,P3` spreads the closed-loop
+connections round-robin over several servers (the members of a cluster).
 
     python -m bench.loadgen --port 2379 --load put --clients 64 --duration 5 [--procs 2] [--json]
 """
@@ -51,13 +53,13 @@ def get_request(host: str, port: int, path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
 
 
-def build_requests(load: str, host: str, port: int) -> list[bytes]:
-    """The cycle of request bytes for a closed-loop load (`put` or `get`)."""
+def build_requests(load: str, host: str, port: int, query: str = "") -> list[bytes]:
+    """The cycle of request bytes for a closed-loop load (`put` or `get`); `query` is appended to GETs."""
     paths = [f"/v2/keys/bench/k{i}" for i in range(NKEYS)]
     if load == "put":
         return [put_request(host, port, p) for p in paths]
     if load == "get":
-        return [get_request(host, port, p) for p in paths]
+        return [get_request(host, port, p + ("?" + query if query else "")) for p in paths]
     raise ValueError(f"unknown closed-loop load {load!r}")
 
 
@@ -108,10 +110,11 @@ def status_of(buf: bytes) -> int:
 class Conn:
     """One keep-alive connection with at most one request in flight."""
 
-    __slots__ = ("sock", "buf", "t_send", "hdr_ns", "done_ns", "status", "idx")
+    __slots__ = ("sock", "buf", "t_send", "hdr_ns", "done_ns", "status", "idx", "port")
 
-    def __init__(self, sock: socket.socket, idx: int = 0) -> None:
+    def __init__(self, sock: socket.socket, idx: int = 0, port: int = 0) -> None:
         self.sock = sock
+        self.port = port
         self.buf = b""
         self.t_send = 0
         self.hdr_ns = 0
@@ -160,17 +163,20 @@ class WorkerResult:
     lat_ns: bytes = b""  # array('q') of latencies completed in the window
     cpu_s: float = 0.0  # this process's CPU time during the window
     server_cpu: float | None = None  # server CPU seconds / window seconds (worker 0 only)
+    pids_cpu: list[float | None] = field(default_factory=list)  # the same for each of `cpu_pids` (worker 0)
 
 
-def closed_loop(port: int, requests: Sequence[bytes], clients: int, t_start: int, t_end: int,
-                host: str = HOST, server_pid: int | None = None) -> WorkerResult:
+def closed_loop(port: int | Sequence[int], requests: Sequence[bytes], clients: int, t_start: int, t_end: int,
+                host: str = HOST, server_pid: int | None = None, cpu_pids: Sequence[int] = ()) -> WorkerResult:
     """Drive `clients` connections until perf-counter ns `t_end`; record completions after `t_start`.
 
+    With several ports, connection i goes to ports[i % len(ports)].
     perf_counter_ns is CLOCK_MONOTONIC on Linux, so windows line up across forked workers.
     """
+    ports = [port] if isinstance(port, int) else list(port)
     sel = selectors.DefaultSelector()
     reqs = cycle(requests)
-    conns = [Conn(connect(host, port), i) for i in range(clients)]
+    conns = [Conn(connect(host, ports[i % len(ports)]), i, ports[i % len(ports)]) for i in range(clients)]
     res, lat = WorkerResult(), array("q")
     record, clock = lat.append, time.perf_counter_ns
     for c in conns:
@@ -180,6 +186,7 @@ def closed_loop(port: int, requests: Sequence[bytes], clients: int, t_start: int
         send_all(c.sock, next(reqs))
     gc.disable()
     cpu0, ticks0, in_window = 0.0, None, False
+    pticks0: list[int | None] = []
     try:
         while True:
             now = clock()
@@ -187,6 +194,7 @@ def closed_loop(port: int, requests: Sequence[bytes], clients: int, t_start: int
                 break
             if not in_window and now >= t_start:
                 in_window, cpu0, ticks0 = True, time.process_time(), cpu_ticks(server_pid)
+                pticks0 = [cpu_ticks(p) for p in cpu_pids]
             for key, _ in sel.select(0.5):
                 c = key.data
                 try:
@@ -197,7 +205,7 @@ def closed_loop(port: int, requests: Sequence[bytes], clients: int, t_start: int
                     data = b""
                 if not data:
                     res.io_errors += 1
-                    _reconnect(sel, c, host, port)
+                    _reconnect(sel, c, host, c.port)
                     c.t_send = clock()
                     send_all(c.sock, next(reqs))
                     continue
@@ -220,6 +228,7 @@ def closed_loop(port: int, requests: Sequence[bytes], clients: int, t_start: int
     if in_window:
         res.cpu_s = time.process_time() - cpu0
         res.server_cpu = _cpu_share(ticks0, cpu_ticks(server_pid), window_s)
+        res.pids_cpu = [_cpu_share(t0, cpu_ticks(p), window_s) for t0, p in zip(pticks0, cpu_pids, strict=True)]
     for c in conns:
         sel.unregister(c.sock)
         c.sock.close()
@@ -235,7 +244,7 @@ def _reconnect(sel: selectors.BaseSelector, c: Conn, host: str, port: int) -> No
     sel.register(c.sock, selectors.EVENT_READ, c)
 
 
-def _worker(args: tuple[int, list[bytes], int, int, int, str, int | None]) -> WorkerResult:
+def _worker(args: tuple[int | list[int], list[bytes], int, int, int, str, int | None, list[int]]) -> WorkerResult:
     return closed_loop(*args)
 
 
@@ -263,25 +272,33 @@ class LoadResult:
     procs: int
     loadgen_cpu: float  # loadgen CPU seconds / window seconds (summed over its processes)
     server_cpu: float | None  # server CPU seconds / window seconds, if --server-pid given
-    extra: dict[str, float | int | str] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
 
 
-def run_closed(load: str, port: int, clients: int, duration: float, warmup: float = 1.0, procs: int = 1,
-               server_pid: int | None = None, host: str = HOST) -> LoadResult:
-    """Run a closed-loop load split over `procs` loadgen processes and aggregate the results."""
-    requests = build_requests(load, host, port)
+def run_closed(load: str, port: int | list[int], clients: int, duration: float, warmup: float = 1.0,
+               procs: int = 1, server_pid: int | None = None, host: str = HOST, query: str = "",
+               cpu_pids: list[int] | None = None) -> LoadResult:
+    """Run a closed-loop load split over `procs` loadgen processes and aggregate the results.
+
+    `port` may list several servers (connections spread round-robin); `cpu_pids` are processes whose
+    CPU share over the window is reported in `extra["pids_cpu"]`.
+    """
+    requests = build_requests(load, host, port if isinstance(port, int) else port[0], query)
     procs = max(1, min(procs, clients))
     t_start = time.perf_counter_ns() + int((0.3 + warmup) * 1e9)  # +0.3 s for connecting
     t_end = t_start + int(duration * 1e9)
     shares = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
-    jobs = [(port, requests[i::procs], n, t_start, t_end, host, server_pid if i == 0 else None)
-            for i, n in enumerate(shares)]
+    jobs = [(port, requests[i::procs], n, t_start, t_end, host, server_pid if i == 0 else None,
+             (cpu_pids or []) if i == 0 else []) for i, n in enumerate(shares)]
     if procs == 1:
         results = [_worker(jobs[0])]
     else:
         with multiprocessing.get_context("fork").Pool(procs) as pool:
             results = pool.map(_worker, jobs)
-    return _aggregate(load, clients, duration, procs, results, results[0].server_cpu)
+    out = _aggregate(load, clients, duration, procs, results, results[0].server_cpu)
+    if cpu_pids:
+        out.extra["pids_cpu"] = results[0].pids_cpu
+    return out
 
 
 def _cpu_share(t0: int | None, t1: int | None, seconds: float) -> float | None:
@@ -488,7 +505,7 @@ def _on_watch_data(sel: selectors.BaseSelector, c: Conn, host: str, port: int, r
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--host", default=HOST)
-    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--port", required=True, help="port, or comma list of ports to spread connections over")
     ap.add_argument("--load", choices=["put", "get", "watch"], default="put")
     ap.add_argument("--clients", type=int, default=64, help="connections (watchers for --load watch)")
     ap.add_argument("--duration", type=float, default=5.0)
@@ -497,16 +514,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="watch rounds")
     ap.add_argument("--prefill", action="store_true", help="PUT all bench keys first (for --load get)")
     ap.add_argument("--server-pid", type=int, default=None, help="sample this PID's CPU over the window")
+    ap.add_argument("--cpu-pids", default="", help="comma list of PIDs whose CPU share is reported in extra")
+    ap.add_argument("--query", default="", help="query string for GETs, e.g. quorum=true")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     raise_nofile(a.clients + 64)
+    ports = [int(p) for p in a.port.split(",") if p]
     if a.prefill:
-        prefill(a.port, host=a.host)
+        prefill(ports[0], host=a.host)
     out: dict[str, object]
     if a.load == "watch":
-        out = dict(run_watch(a.port, a.clients, a.rounds, host=a.host))
+        out = dict(run_watch(ports[0], a.clients, a.rounds, host=a.host))
     else:
-        out = asdict(run_closed(a.load, a.port, a.clients, a.duration, a.warmup, a.procs, a.server_pid, a.host))
+        cpu_pids = [int(p) for p in a.cpu_pids.split(",") if p]
+        out = asdict(run_closed(a.load, ports[0] if len(ports) == 1 else ports, a.clients, a.duration, a.warmup,
+                                a.procs, a.server_pid, a.host, a.query, cpu_pids))
     print(json.dumps(out) if a.json else _human(out))
     return 0
 

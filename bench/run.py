@@ -6,8 +6,15 @@ against every server before moving to the next, so a noisy neighbour hurts all s
 is meant to be compared are the ratios measured in the same run.
 
     .venv/bin/python -m bench.run [--duration 5] [--only pyetcd,etcd,ceiling] [--loads put@1,get@64,...]
+                                  [--no-cluster | --only-cluster] [--cluster-trials 5]
 
-Results go to stdout as a table and to bench/results/latest.json.
+After the single-member loads, a 3-member pyetcd cluster is run beside a 3-member etcd cluster with the
+same heartbeat/election settings (bench/cluster.py: PUT to the leader and to a follower, quorum GET,
+plain GET spread over the members, and the failover window after kill -9 of the leader); --no-cluster
+skips that part, --only-cluster runs only it.
+
+Results go to stdout as a table and to bench/results/latest.json (the cluster part under "cluster", its
+targets appended to "targets").
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench import cluster
 from bench.loadgen import raise_nofile
 from tests.support.servers import (
     PYETCD_BIN,
@@ -273,7 +281,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--pause", type=float, default=0.5, help="seconds between runs")
     ap.add_argument("--no-pin", dest="pin", action="store_false", help="do not use taskset")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--cluster", action=argparse.BooleanOptionalAction, default=True,
+                    help="also run the 3-member cluster comparison after the single-member loads (default on)")
+    ap.add_argument("--only-cluster", action="store_true", help="run only the cluster comparison")
+    cluster.add_cluster_args(ap)
     a = ap.parse_args(argv)
+    if a.only_cluster:
+        a.cluster = True
+    try:
+        cluster.check_cluster_args(a)
+    except argparse.ArgumentTypeError as e:
+        ap.error(str(e))
     a.only = [s for s in a.only.split(",") if s]
     bad = set(a.only) - set(SERVERS)
     if bad:
@@ -289,21 +307,32 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     os.chdir(REPO)
     raise_nofile(8192)  # inherited by the servers: 1000 watchers need 1000+ descriptors on each side
-    base = Path(tempfile.mkdtemp(prefix="pyetcd-bench-", dir="/var/tmp"))  # disk-backed, so fsync costs
-    try:
-        with running(a.only, base, a.pin) as (servers, status):
-            results = run_all(servers, a)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    results: dict[str, dict[str, Result]] = {}
+    status: dict[str, str] = {}
+    if not a.only_cluster:
+        base = Path(tempfile.mkdtemp(prefix="pyetcd-bench-", dir="/var/tmp"))  # disk-backed, so fsync costs
+        try:
+            with running(a.only, base, a.pin) as (servers, status):
+                results = run_all(servers, a)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+    cdoc = cluster.run(a) if a.cluster else None
     rat = ratios(results)
-    tgt = targets(results, rat)
-    print(header(a, status))
-    print(table(results, rat))
+    tgt = targets(results, rat) if results else []
+    if results:
+        print(header(a, status))
+        print(table(results, rat))
+    if cdoc is not None:
+        print(("\n" if results else "") + cluster.report(cdoc))
+        tgt += cdoc["targets"]
     print("\ntargets (informational):")
     for t in tgt:
-        print(f"  {t['status']:<4}  {t['target']:<28} measured {fmt(t['value'], '.3f')}")
+        lim = f" (limit {fmt(t['limit'], '.3f')})" if t["target"].startswith(("cluster", "failover")) else ""
+        print(f"  {t['status']:<4}  {t['target']:<40} measured {fmt(t['value'], '.3f')}{lim}")
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"meta": meta(a, status), "loads": results, "ratios": rat, "targets": tgt}
+    doc: Result = {"meta": meta(a, status), "loads": results, "ratios": rat, "targets": tgt}
+    if cdoc is not None:
+        doc["cluster"] = cdoc
     a.out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"\nwrote {a.out}")
     return 0
