@@ -33,3 +33,4 @@ def test_runs_exercise_faults_and_membership() -> None:
     assert sum(s["elections"] for s in stats) > 10
     assert sum(s["acked"] for s in stats) > 100
     assert any(s["nodes"] > s["size"] for s in stats), "no membership change was exercised"
+    assert sum(s["expired"] for s in stats) > 0, "no TTL key expired through a SYNC entry"

@@ -97,7 +97,9 @@ class EventLoop:
         self.tick_s = tick_s
         self.request_timeout_s = request_timeout_s
         self._next_tick = time.monotonic() + tick_s
-        self.requests = PendingTable()
+        # Request ids must not repeat across restarts: an entry proposed before a crash can commit
+        # afterwards and would otherwise answer a new request (etcd seeds its ids from the clock too).
+        self.requests = PendingTable(next_id=time.time_ns() // 1000)
         self.links: dict[int, PeerLink] = {}
         member.links = self.links
         self._sync_links()

@@ -51,6 +51,14 @@ class ServerNode:
     # ---- applying ------------------------------------------------------------------------------
 
     def apply(self, entry: Entry) -> Applied:
+        if entry.index == 1:
+            # Nothing precedes the log's first entry, so the member registry is empty here on every
+            # replica. A member joining with an empty log was seeded with the members it was told
+            # (--initial-cluster) only to reach its peers; were they kept, the bootstrap ADD_NODE
+            # entries would be skipped as duplicates on it alone, without consuming their etcd index,
+            # and its store would diverge from everyone else's (found by the simulator).
+            self.members.by_id.clear()
+            self.members.removed.clear()
         self.applied_index = entry.index
         if entry.type is EntryType.CONF_CHANGE:
             return self._apply_conf_change(entry)

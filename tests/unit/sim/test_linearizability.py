@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from pyetcd.testing.sim.linearizability import Kind, Op, check, check_key
+from pyetcd.testing.sim.linearizability import (
+    KEY_NOT_FOUND,
+    NODE_EXIST,
+    OK,
+    TEST_FAILED,
+    Kind,
+    Op,
+    check,
+    check_key,
+)
 
-W, R, C = Kind.WRITE, Kind.READ, Kind.CAS
+W, R, C, CR, D = Kind.WRITE, Kind.READ, Kind.CAS, Kind.CREATE, Kind.DELETE
 
 
 def op(i: int, kind: Kind, inv: float, comp: float | None, value: str | None = None,
-       expected: str | None = None, ok: bool | None = None, key: str = "k") -> Op:
-    return Op(i, key, kind, inv, comp, value, expected, ok)
+       expected: str | None = None, ok: bool | None = None, key: str = "k", code: int | None = None) -> Op:
+    """`ok` False means the v2 "compare failed" (101) unless `code` names another error."""
+    outcome = code if code is not None else (None if comp is None else OK if ok in (True, None) else TEST_FAILED)
+    return Op(i, key, kind, inv, comp, value, expected, outcome)
 
 
 def test_empty_history_is_linearizable() -> None:
@@ -112,3 +123,19 @@ def test_many_concurrent_clients_stay_tractable() -> None:
         h.append(op(n, R, base + 9, base + 9.5, f"v{rnd}.4"))
     r = check_key(h)
     assert r.ok, r.message
+
+
+def test_v2_error_codes_must_match_the_state() -> None:
+    # CAS on an absent key answers 100, not 101.
+    assert check_key([op(1, C, 0, 1, "b", expected="a", code=KEY_NOT_FOUND)]).ok
+    assert not check_key([op(1, C, 0, 1, "b", expected="a", code=TEST_FAILED)]).ok
+    # create (prevExist=false) succeeds only on an absent key, else 105.
+    assert check_key([op(1, CR, 0, 1, "a"), op(2, CR, 2, 3, "b", code=NODE_EXIST), op(3, R, 4, 5, "a")]).ok
+    assert not check_key([op(1, W, 0, 1, "a"), op(2, CR, 2, 3, "b")]).ok
+    # delete makes the key absent; deleting an absent key answers 100.
+    assert check_key([op(1, W, 0, 1, "a"), op(2, D, 2, 3), op(3, R, 4, 5, None), op(4, D, 6, 7, code=KEY_NOT_FOUND)]).ok
+    assert not check_key([op(1, W, 0, 1, "a"), op(2, D, 2, 3, code=KEY_NOT_FOUND)]).ok
+
+
+def test_an_unexpected_error_code_is_never_linearizable() -> None:
+    assert not check_key([op(1, W, 0, 1, "a", code=102)]).ok

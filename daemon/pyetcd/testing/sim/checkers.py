@@ -7,15 +7,29 @@
 - Leader completeness: an entry committed in term t is in the log of every leader of a term > t. The
   commit term recorded is the term of the first node that applied it (>= the term of the leader that
   committed it, so the check never fires falsely); checked whenever a node becomes leader.
-- State-machine safety: every node applies the same entry at each index.
+- State-machine safety: every node applies the same entry at each index, and the real v2 store it
+  applies them to is then in the same state on every node: a fingerprint of the store after each raft
+  index (etcd index + every node's key, value, indexes and expiry) must be the same on every node that
+  reaches that index, whether by applying the entry, by replaying it after a restart or by installing a
+  snapshot taken there.
+- Answers: the origin answers a client only from the entry that client's request was proposed as (it
+  matches them by (origin, req_id) alone, so a req_id reused across restarts would answer the wrong one).
+- TTL expiry: every replica expires the same keys at the same raft index (the SYNC entry's), and a SYNC
+  never expires anything before its time.
 The end-of-run checks (durability, linearizability) live in the runner.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
 from ...raft.types import Entry, Ready
+from ...server.node import Applied
+from ...server.pending import Pending
+from ...server.requests import SYNC, Request
+from ...store.node import Node
+from ...store.store import Store
 
 if TYPE_CHECKING:
     from .node import SimNode
@@ -31,6 +45,8 @@ class Checker:
         self.entries: dict[tuple[int, int], tuple[int, bytes, int]] = {}  # (index, term) -> (type, data, prev term)
         self.applied: dict[int, Entry] = {}  # index -> the entry every node must apply there
         self.commit_term: dict[int, int] = {}
+        self.store_state: dict[int, tuple[bytes, int]] = {}  # raft index -> (store fingerprint, first node)
+        self.expired: dict[int, tuple[tuple[str, ...], int]] = {}  # raft index of a SYNC -> keys it expired
         self.elections = 0
 
     def fail(self, msg: str) -> None:
@@ -48,12 +64,52 @@ class Checker:
             if seen != mine:
                 self.fail(f"log matching: n{node.id} has entry {key} = {mine!r}, another node has {seen!r}")
 
-    def on_apply(self, node: SimNode, e: Entry) -> None:
-        assert node.rn is not None
+    def on_apply(self, node: SimNode, e: Entry, applied: Applied, etcd_index_before: int) -> None:
         seen = self.applied.setdefault(e.index, e)
         if seen != e:
             self.fail(f"state-machine safety: n{node.id} applies {e!r} at {e.index}, another node applied {seen!r}")
-        self.commit_term.setdefault(e.index, node.rn.raft.term)
+        # While a node replays its log in recovery it has no RawNode yet: its durable term stands in.
+        self.commit_term.setdefault(e.index, node.rn.raft.term if node.rn is not None else node.replay_term)
+        req = applied.request
+        if req is not None and req.kind == SYNC:
+            self._check_expiry(node, e.index, req.time_ns, etcd_index_before)
+        self._check_store(node, e.index)
+
+    def on_answer(self, node: SimNode, p: Pending, req: Request) -> None:
+        mine = Request.decode(p.data) if p.data else "a quorum read"
+        if mine != req:
+            self.fail(f"answers: n{node.id} answers its request {p.req_id} ({mine}) from the applied entry "
+                      f"of another request ({req})")
+
+    def on_restore(self, node: SimNode, index: int) -> None:
+        """A node's store was replaced by a snapshot taken at raft index `index`."""
+        self._check_store(node, index)
+
+    def _check_store(self, node: SimNode, index: int) -> None:
+        fp = store_fingerprint(node.store)
+        seen = self.store_state.setdefault(index, (fp, node.id))
+        if seen[0] != fp:
+            self.fail(f"state-machine safety: n{node.id}'s store after raft index {index} (etcd index "
+                      f"{node.store.index}) differs from n{seen[1]}'s: {store_listing(node.store)}")
+
+    def _check_expiry(self, node: SimNode, index: int, time_ns: int, etcd_index_before: int) -> None:
+        store = node.store
+        # Each expired key consumed one etcd index, in order; the history holds their events.
+        gone_rev: list[str] = []
+        for ev in reversed(store.history.events):
+            if ev.index <= etcd_index_before:
+                break
+            gone_rev.append(ev.node.key)
+        gone = tuple(reversed(gone_rev))
+        if len(gone) != store.index - etcd_index_before:
+            self.fail(f"ttl: n{node.id}'s SYNC at {index} consumed {store.index - etcd_index_before} indexes "
+                      f"but recorded {len(gone)} expirations")
+        seen = self.expired.setdefault(index, (gone, node.id))
+        if seen[0] != gone:
+            self.fail(f"ttl: n{node.id} expired {gone} at raft index {index}, n{seen[1]} expired {seen[0]}")
+        for key, exp in _ttl_nodes(store.root):
+            if exp <= time_ns:
+                self.fail(f"ttl: n{node.id} kept {key} (expires {exp}) past the SYNC at {index} (time {time_ns})")
 
     def after_event(self, nodes: list[SimNode]) -> None:
         for n in nodes:
@@ -80,3 +136,27 @@ class Checker:
             if t != e.term:
                 self.fail(f"leader completeness: n{r.id} leads term {r.term} but has term {t} at {index}, "
                           f"where entry of term {e.term} was committed by term {self.commit_term[index]}")
+
+
+def _walk(root: Node) -> list[tuple[str, bool, str | None, int, int, int]]:
+    out = []
+    stack = [root]
+    while stack:
+        n = stack.pop()
+        out.append((n.path, n.children is not None, n.value, n.created_index, n.modified_index, n.expire_at_ns))
+        if n.children:
+            stack.extend(n.children.values())
+    out.sort()
+    return out
+
+
+def _ttl_nodes(root: Node) -> list[tuple[str, int]]:
+    return [(path, exp) for path, _, _, _, _, exp in _walk(root) if exp]
+
+
+def store_listing(store: Store) -> str:
+    return f"index={store.index} nodes={_walk(store.root)!r}"
+
+
+def store_fingerprint(store: Store) -> bytes:
+    return hashlib.blake2b(store_listing(store).encode(), digest_size=16).digest()

@@ -1,4 +1,13 @@
-"""Linearizability of a key-value register history with read, write and compare-and-set.
+"""Linearizability of a v2 key history: each key is a register (absent = None) with the v2 operations
+the simulated clients use, checked against the outcomes the real store reported (an Event, or a V2Error's
+errorCode):
+
+- READ (quorum GET): ok with the value read, or 100 (key not found) = the key was absent;
+- WRITE (PUT value): always ok, the key holds the value;
+- CAS (PUT prevValue=expected): ok iff the key held `expected`; 101 (compare failed) = it held something
+  else; 100 = it was absent;
+- CREATE (PUT prevExist=false): ok iff the key was absent; 105 (key exists) = it was present;
+- DELETE: ok iff the key was present (it becomes absent); 100 = it was absent.
 
 Theory of operation: Wing & Gong's search, with Lowe's memoization (the WGL algorithm as used by Knossos
 and Porcupine). Keys are independent objects, so a history is linearizable iff each key's sub-history is
@@ -9,8 +18,8 @@ succeeds once every completed op is linearized.
 
 Indeterminate ops (the client timed out: the op may or may not have taken effect) have no return time:
 they never constrain others, and they may be linearized at any point after their invocation, or never.
-An indeterminate read is dropped (it has no effect); an indeterminate CAS is only ever linearized where it
-succeeds (a failed CAS is indistinguishable from one that never happened).
+An indeterminate read is dropped (it has no effect); an indeterminate update is only ever linearized where it
+succeeds (a failed one changes nothing: it is indistinguishable from one that never happened).
 
 Values are opaque; `None` is "key absent". Ops are identified by `op_id` for the failure report.
 """
@@ -27,6 +36,14 @@ class Kind(Enum):
     READ = "read"
     WRITE = "write"
     CAS = "cas"
+    CREATE = "create"
+    DELETE = "delete"
+
+
+OK = 0  # outcome of a successful op; otherwise the V2Error code
+KEY_NOT_FOUND = 100
+TEST_FAILED = 101
+NODE_EXIST = 105
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +53,9 @@ class Op:
     kind: Kind
     invoke: float
     complete: float | None  # None: indeterminate (timed out, or still pending at the end)
-    value: str | None = None  # WRITE: the value written; CAS: the new value; READ: the value read
+    value: str | None = None  # WRITE/CAS/CREATE: the value written; READ: the value read (None: absent)
     expected: str | None = None  # CAS: the value compared against
-    ok: bool | None = None  # CAS: whether it succeeded (None when indeterminate)
+    outcome: int | None = None  # OK or the V2Error code; None when indeterminate
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,17 +67,27 @@ class Result:
 
 
 def _step(op: Op, state: str | None) -> tuple[bool, str | None]:
-    """Can `op` take effect on `state`, and what is the state after it?"""
-    if op.kind is Kind.READ:
+    """Can `op`, with its reported outcome, take effect on `state`, and what is the state after it?"""
+    k = op.kind
+    if k is Kind.READ:
         return state == op.value, state
-    if op.kind is Kind.WRITE:
-        return True, op.value
-    # CAS
+    # What the real store does to `state`: (outcome, next state).
+    if k is Kind.WRITE:
+        out, nxt = OK, op.value
+    elif k is Kind.CAS:
+        if state is None:
+            out, nxt = KEY_NOT_FOUND, state
+        elif state == op.expected:
+            out, nxt = OK, op.value
+        else:
+            out, nxt = TEST_FAILED, state
+    elif k is Kind.CREATE:
+        out, nxt = (OK, op.value) if state is None else (NODE_EXIST, state)
+    else:  # DELETE
+        out, nxt = (OK, None) if state is not None else (KEY_NOT_FOUND, state)
     if op.complete is None:
-        return (True, op.value) if state == op.expected else (False, state)
-    if op.ok:
-        return (True, op.value) if state == op.expected else (False, state)
-    return state != op.expected, state
+        return out == OK, nxt  # indeterminate: only where it succeeds (a failure changes nothing)
+    return out == op.outcome, nxt
 
 
 def check_key(ops: list[Op], initial: str | None = None, max_states: int = 2_000_000) -> Result:
@@ -111,9 +138,9 @@ def check_key(ops: list[Op], initial: str | None = None, max_states: int = 2_000
 def _describe(hist: list[Op], required: int) -> str:
     shown = [o for o in hist][:12]
     return "ops: " + "; ".join(
-        f"#{o.op_id} {o.kind.value}({o.expected!r}->{o.value!r}, ok={o.ok}) [{o.invoke},{o.complete}]"
+        f"#{o.op_id} {o.kind.value}({o.expected!r}->{o.value!r}) = {o.outcome} [{o.invoke},{o.complete}]"
         if o.kind is Kind.CAS else
-        f"#{o.op_id} {o.kind.value}({o.value!r}) [{o.invoke},{o.complete}]" for o in shown)
+        f"#{o.op_id} {o.kind.value}({o.value!r}) = {o.outcome} [{o.invoke},{o.complete}]" for o in shown)
 
 
 def check(ops: list[Op]) -> Result:

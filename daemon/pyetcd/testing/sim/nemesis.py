@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ...raft.types import ConfChange, ConfChangeType
+from .node import member_record
 
 if TYPE_CHECKING:
     from .runner import Cluster
@@ -93,8 +94,11 @@ class Nemesis:
         if grow and len(c.nodes) < NODES_MAX:
             new_id = max(c.nodes) + 1
             self.world.trace(f"nemesis: add n{new_id}")
-            leader.propose_conf_change(ConfChange(ConfChangeType.ADD_NODE, new_id))
-            c.add_node(new_id).start()  # starts empty; learns everything from the leader
+            leader.propose_conf_change(ConfChange(ConfChangeType.ADD_NODE, new_id, member_record(new_id).encode()))
+            # Like `--initial-cluster-state existing` with the members GET /v2/members listed plus itself:
+            # an empty log, then everything from the leader (entries or a snapshot).
+            initial = [*leader.server.members.ordered(), member_record(new_id)]
+            c.add_node(new_id, initial).start()
         elif len(voters) > 3:
             victim = self.rng.choice(voters)
             self.world.trace(f"nemesis: remove n{victim}")

@@ -1,6 +1,7 @@
 """SimNet: a lossy, duplicating, reordering network with symmetric and one-way partitions.
 
-Each message gets an independent delay (so messages reorder), may be dropped, and may be delivered twice.
+Each message gets an independent delay (so messages reorder), may be dropped, and may be delivered twice
+(except forwarded proposals, see `send`).
 `blocked` holds directed pairs (frm, to) that cannot talk; a symmetric partition blocks both directions.
 The sender of a snapshot learns whether it arrived (etcd's transport reports snapshot status the same
 way), otherwise its Progress would wait in SNAPSHOT state forever.
@@ -61,7 +62,13 @@ class SimNet:
             if m.type is MsgType.SNAP:
                 self.world.after(self._delay(), self.snapshot_status, m.frm, m.to, False)
             return
-        copies = 2 if self.faults_enabled and self.rng.random() < p.dup_prob else 1
+        dup = self.faults_enabled and self.rng.random() < p.dup_prob
+        # A forwarded proposal (PROP) is never duplicated: the runtime's transport sends each message at
+        # most once (runtime/peers.py drops a failed batch, it never resends), and a Raft proposal is not
+        # idempotent: delivered twice, the leader appends it twice and every replica applies the client's
+        # write twice (found by the simulator: a PUT re-applied after later writes resurrects its value).
+        # Every other message must survive duplication and still may be duplicated.
+        copies = 2 if dup and m.type is not MsgType.PROP else 1
         for _ in range(copies):
             self.world.after(self._delay(), self._arrive, m)
 

@@ -1,15 +1,22 @@
-"""SimNode: one cluster member driven like runtime/loop.py drives the real one, minus the I/O.
+"""SimNode: one cluster member driven like runtime/loop.py + runtime/member.py drive the real one, minus
+the I/O. The state machine is the real server glue: a ServerNode over the real v2 Store, with the real
+PendingTable for client requests waiting on Raft.
 
-One loop turn: step everything in the inbox (messages, ticks, client requests, snapshot reports), take a
-Ready, write its snapshot/entries/hard state to the SimDisk, and when `must_sync` wait for the simulated
-fsync. Only after it completes are messages sent, committed entries applied, read states parked and
-`advance()` called; anything that arrives meanwhile waits in the inbox (the real loop is blocked in fsync
-too). A crash at any moment loses the RawNode, the state machine and the unsynced disk tail; a restart
-rebuilds everything from the disk: the newest snapshot, then the entries after it, then the hard state.
+One loop turn: step everything in the inbox (messages, ticks, client requests, snapshot reports), do the
+leader's duties (a SYNC when a TTL is due, by this node's simulated clock), offer again the requests
+Raft dropped, take a Ready, write its snapshot/entries/hard state to the SimDisk, and when `must_sync`
+wait for the simulated fsync. Only after it completes are messages sent, committed entries applied
+(`ServerNode.apply`), read states recorded and `advance()` called; then the origin's pending request is
+answered by (origin, req_id) as loop.py's `_on_applied` does, and quorum reads whose ReadIndex is applied
+are served from `store.get`. Anything that arrives while waiting for the fsync waits in the inbox (the
+real loop is blocked in fsync too). A crash at any moment loses the RawNode, the ServerNode, the pending
+table and the unsynced disk tail; a restart recovers as member.py does: the newest snapshot
+(`ServerNode.restore`), then the entries after it, the committed prefix replayed into the store, then
+the RawNode.
 
-Bootstrap (as etcd does): the founding members' logs start with one ADD_NODE entry per member at term 1,
-committed. A member added later starts empty and learns the configuration from the log or a snapshot, so
-no node ever has to be told the voters out of band.
+Bootstrap (as member.py does): the founding members' logs start with one ADD_NODE entry per member (its
+Member record as context) at term 1, committed. A member added later starts with an empty log and, like
+`--initial-cluster-state existing`, with the voters and members it was told at join time.
 """
 
 from __future__ import annotations
@@ -29,19 +36,29 @@ from ...raft.types import (
     EntryType,
     HardState,
     Message,
-    ReadState,
     Ready,
     Role,
     Snapshot,
     SnapshotMeta,
 )
+from ...server.members import Member, MemberRegistry
+from ...server.node import Applied, ServerNode
+from ...server.pending import Pending, PendingTable
+from ...server.requests import Request
+from ...store.errors import RAFT_INTERNAL, V2Error
+from ...store.event import Event
+from ...store.store import Store
 from .disk import SimDisk
-from .kv import KvMachine
 
 if TYPE_CHECKING:
     from .runner import Cluster
 
 INBOX_MAX = 10_000  # bound: a paused node's backlog (messages beyond it are dropped, like a full socket)
+REQ_IDS_FROM_CLOCK = True  # see _reset_volatile
+EPOCH_NS = 1_700_000_000 * 1_000_000_000  # simulated wall clock = epoch + virtual time (+ the node's skew)
+
+# What a client gets back: the store's Event or V2Error, as the HTTP layer would render them.
+Result = Event | V2Error
 
 
 @dataclass
@@ -56,46 +73,61 @@ class NodeParams:
     keep_entries: int = 5
     pre_vote: bool = True
     check_quorum: bool = True
+    request_timeout_ms: int = 1000  # loop.py's request_timeout_s: then etcd's 300 "request timed out"
 
 
 @dataclass
 class ClientOp:
-    """A request from a simulated client, answered only by the node it was sent to."""
+    """A request from a simulated client, answered only by the node it was sent to.
+
+    `request` is what the HTTP layer would hand the loop (a Propose's Request, origin/req_id unset);
+    None for a quorum GET of `path`."""
 
     op_id: int
-    kind: str  # "put", "cas", "read"
-    key: str
-    value: str | None = None
-    expected: str | None = None
-    on_done: Callable[[ClientOp, bool, str | None], None] = field(default=lambda op, ok, val: None)
-    on_dropped: Callable[[ClientOp], None] = field(default=lambda op: None)
+    kind: str  # "put", "cas", "create", "delete", "read", "ttl"
+    path: str
+    request: Request | None = None
+    on_done: Callable[[ClientOp, Result], None] = field(default=lambda op, res: None)
+
+
+def peer_urls(node_id: int) -> list[str]:
+    return [f"http://n{node_id}:2380"]
+
+
+def member_record(node_id: int) -> Member:
+    return Member(node_id, "", peer_urls(node_id), [])
 
 
 def bootstrap(disk: SimDisk, voters: tuple[int, ...]) -> None:
-    """Write a founding member's initial state: the initial configuration as committed entries."""
-    for i, v in enumerate(voters):
-        disk.append("ent", Entry(1, i + 1, EntryType.CONF_CHANGE, ConfChange(ConfChangeType.ADD_NODE, v).encode()))
+    """Write a founding member's initial state as member.py's `_bootstrap` does: one ADD_NODE per
+    initial member (sorted by id, its Member record as context) at term 1, committed."""
+    for i, v in enumerate(sorted(voters)):
+        cc = ConfChange(ConfChangeType.ADD_NODE, v, member_record(v).encode())
+        disk.append("ent", Entry(1, i + 1, EntryType.CONF_CHANGE, cc.encode()))
     disk.append("hs", HardState(1, 0, len(voters)))
     disk.sync()
 
 
 class SimNode:
-    def __init__(self, cluster: Cluster, node_id: int, params: NodeParams) -> None:
+    def __init__(self, cluster: Cluster, node_id: int, params: NodeParams,
+                 initial: list[Member] | None = None) -> None:
         self.cluster = cluster
         self.world = cluster.world
         self.id = node_id
         self.params = params
+        self.initial = initial or []  # a joining member's --initial-cluster (empty for founders)
         self.disk = SimDisk()
         self.raft_rng = self.world.rng(f"raft/{node_id}")
         self.disk_rng = self.world.rng(f"disk/{node_id}")
+        self.clock_skew_ns = self.world.rng(f"clock/{node_id}").randint(-50, 50) * 1_000_000
         self.alive = False
         self.removed = False  # applied its own removal and shut down for good
         self.paused = False
         self.crash_in_next_fsync = False  # fault point armed by the nemesis (BUGGIFY-style)
         self.incarnation = 0
         self.rn: RawNode | None = None
-        self.kv = KvMachine()
-        self.voters: tuple[int, ...] = ()
+        self.replay_term = 0
+        self.server = ServerNode(Store(), MemberRegistry(), node_id)
         self._reset_volatile()
 
     def _reset_volatile(self) -> None:
@@ -103,42 +135,91 @@ class SimNode:
         self.busy = False  # waiting for an fsync
         self.synced = False
         self.pending_rd: Ready | None = None
-        self.client_ops: dict[int, ClientOp] = {}
-        self.reads: dict[bytes, ClientOp] = {}
-        self.parked_reads: list[ReadState] = []
-        self.remove_self = False
+        # Request ids must never repeat across a member's restarts: the origin answers by (origin, req_id)
+        # alone, and an entry proposed before a crash can still commit after the restart. loop.py's
+        # `PendingTable()` restarts at 1, which the simulator showed answering a new client from an old
+        # entry (seed 374) and a quorum read from an old write (seed 753). As etcd's idutil does, the
+        # ids start from the member's clock at process start (µs: no process issues requests faster).
+        # REQ_IDS_FROM_CLOCK = False replays the runtime's current behaviour.
+        self.requests = PendingTable(next_id=self.now_ns() // 1000 if REQ_IDS_FROM_CLOCK else 1)
         self._pumping = False
-        self.last_snapshot_index = 0
+        self.snap_index = 0
+
+    # ---- views ---------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        return self.server.store
+
+    @property
+    def voters(self) -> tuple[int, ...]:
+        return self.rn.raft.voters if self.rn is not None else ()
+
+    @property
+    def applied(self) -> int:
+        return self.rn.raft.log.applied if self.rn is not None else 0
+
+    @property
+    def is_leader(self) -> bool:
+        return self.alive and self.rn is not None and self.rn.raft.role is Role.LEADER
+
+    def now_ns(self) -> int:
+        return EPOCH_NS + self.world.now_ms * 1_000_000 + self.clock_skew_ns
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Recover as member.py does: snapshot, WAL entries after it, replay of the committed prefix."""
         assert not self.alive and not self.removed
+        self._reset_volatile()
         rec = self.disk.load()
+        self.server = ServerNode(Store(), MemberRegistry(), self.id)
+        log = RaftLog()
+        voters: tuple[int, ...] = ()
         if rec.snapshot is not None:
             meta = rec.snapshot.meta
+            voters = self.server.restore(rec.snapshot.data)
             log = RaftLog(meta.index, meta.term)
             log.snapshot = rec.snapshot
-            self.kv = KvMachine.decode(rec.snapshot.data)
-            self.voters = meta.conf.voters
-        else:
-            log = RaftLog()
-            self.kv = KvMachine()
-            self.voters = ()
-        log.entries = list(rec.entries)
+            log.applied = log.committed = meta.index
+            self.server.applied_index = meta.index
+            self.cluster.checker.on_restore(self, meta.index)
+        self.snap_index = log.snap_index
+        for e in rec.entries:
+            log.append([e])
         log.stable_index = log.last_index
+        hard = rec.hard_state
+        commit = min(max(hard.commit, log.snap_index), log.last_index)
+        voter_set = set(voters)
+        self.replay_term = hard.term
+        if commit > log.applied:
+            for e in log.slice(log.applied + 1, commit + 1):
+                if e.type is EntryType.CONF_CHANGE:
+                    cc = ConfChange.decode(e.data)
+                    if cc.type is ConfChangeType.ADD_NODE:
+                        voter_set.add(cc.node_id)
+                    elif cc.type is ConfChangeType.REMOVE_NODE:
+                        voter_set.discard(cc.node_id)
+                self._apply(e)
+        log.committed = log.applied = commit
+        self.server.applied_index = commit
+        if not voter_set:  # joining with an empty log: start from --initial-cluster (member.py)
+            voter_set = {m.id for m in self.initial}
+            for m in self.initial:
+                self.server.members.by_id.setdefault(m.id, Member(m.id, m.name, list(m.peer_urls),
+                                                                  list(m.client_urls)))
         p = self.params
         cfg = RaftConfig(self.id, election_ticks=p.election_ticks, heartbeat_ticks=p.heartbeat_ticks,
                          inflight_max=p.inflight_max, entries_per_append_max=p.entries_per_append_max,
                          pre_vote=p.pre_vote, check_quorum=p.check_quorum)
-        self._reset_volatile()
-        self.last_snapshot_index = log.snap_index
-        self.rn = RawNode(cfg, log, rec.hard_state, self.voters, self.raft_rng)
+        self.rn = RawNode(cfg, log, HardState(hard.term, hard.vote, commit), tuple(sorted(voter_set)),
+                          self.raft_rng)
+        self.server.raft = self.rn
         self.alive = True
         self.paused = False
         self.incarnation += 1
-        self.world.trace(f"n{self.id} start: term={rec.hard_state.term} commit={rec.hard_state.commit} "
-                         f"snap={log.snap_index} last={log.last_index} voters={self.voters}")
+        self.world.trace(f"n{self.id} start: term={hard.term} commit={commit} snap={log.snap_index} "
+                         f"last={log.last_index} voters={self.voters} etcd_index={self.store.index}")
         # Ticks start at a random phase: members' clocks are not aligned.
         self.world.after(self.world.rng(f"tick/{self.id}/{self.incarnation}").randint(1, p.tick_ms),
                          self._tick, self.incarnation)
@@ -152,6 +233,7 @@ class SimNode:
         self.alive = False
         self.incarnation += 1
         self.rn = None
+        self.server.raft = None
         self._reset_volatile()
 
     def shutdown_removed(self) -> None:
@@ -225,6 +307,11 @@ class SimNode:
                 inbox, self.inbox = self.inbox, []
                 for item in inbox:
                     self._handle(item)
+                if not self.alive:
+                    return
+                self._leader_duties()
+                self._submit_pending()
+                self._expire_pending()
                 assert self.rn is not None
                 if not self.rn.has_ready():
                     if not self.inbox:
@@ -280,17 +367,56 @@ class SimNode:
         elif kind == "transfer":
             rn.transfer_leadership(v)
         elif kind == "client":
-            op: ClientOp = v
-            try:
-                if op.kind == "read":
-                    ctx = str(op.op_id).encode()
-                    rn.read_index(ctx)
-                    self.reads[ctx] = op
-                else:
-                    rn.propose(self.cluster.encode_op(op))
-                    self.client_ops[op.op_id] = op
-            except ProposalDropped:
-                op.on_dropped(op)
+            self._submit(v)
+
+    def _submit(self, op: ClientOp) -> None:
+        """loop.py's `_submit`: a write becomes a Request stamped with (origin, req_id)."""
+        rn = self.rn
+        assert rn is not None
+        rid = self.requests.new_id()
+        p = Pending(rid, op, op, (self.world.now_ms + self.params.request_timeout_ms) / 1000)
+        req = op.request
+        if req is not None:
+            p.data = Request(req.kind, req.path, req.value, req.dir, req.prev_value, req.prev_index,
+                             req.prev_exist, req.expire_at_ns, req.refresh, req.recursive, req.sorted,
+                             req.time_ns, req.peer_urls, self.id, rid).encode()
+        self.requests.add(p)
+        self._offer(p)
+
+    def _submit_pending(self) -> None:
+        for p in self.requests.unsubmitted():
+            self._offer(p)
+
+    def _offer(self, p: Pending) -> None:
+        """loop.py's `_offer`: if Raft drops it (no leader yet) it stays unsubmitted and is offered again
+        every turn until its deadline."""
+        rn = self.rn
+        assert rn is not None
+        try:
+            if p.outcome.request is None:
+                rn.read_index(p.req_id.to_bytes(8, "big"))
+            else:
+                rn.propose(p.data)
+            p.submitted = True
+        except ProposalDropped:
+            pass
+
+    def _expire_pending(self) -> None:
+        for p in self.requests.expired(self.world.now_ms / 1000):
+            op: ClientOp = p.waiter
+            op.on_done(op, V2Error(RAFT_INTERNAL, "etcdserver: request timed out"))
+
+    def _leader_duties(self) -> None:
+        """loop.py's: the leader proposes a SYNC (its clock) when a TTL is due."""
+        rn = self.rn
+        assert rn is not None
+        if rn.raft.role is Role.LEADER:
+            sync = self.server.sync_due(self.now_ns())
+            if sync is not None:
+                try:
+                    rn.propose(sync.encode())
+                except ProposalDropped:
+                    pass
 
     def _finish(self, rd: Ready) -> None:
         rn = self.rn
@@ -300,71 +426,78 @@ class SimNode:
         if rd.soft_state is not None:
             self.world.trace(f"n{self.id} {rd.soft_state.role.name} term={rn.raft.term} lead={rd.soft_state.lead}")
         if rd.snapshot is not None:
-            self.kv = KvMachine.decode(rd.snapshot.data)
-            self.voters = rd.snapshot.meta.conf.voters
-            self.last_snapshot_index = rd.snapshot.meta.index
+            # member.py's _install_snapshot: the store, members and voters become the snapshot's.
+            self.server.restore(rd.snapshot.data)
+            self.server.applied_index = rd.snapshot.meta.index
+            self.snap_index = rd.snapshot.meta.index
+            self.cluster.checker.on_restore(self, rd.snapshot.meta.index)
             self.world.trace(f"n{self.id} installed snapshot at {rd.snapshot.meta.index}")
-        for e in rd.committed_entries:
-            self._apply(e)
+        applied = [self._apply(e) for e in rd.committed_entries]
         rn.advance(rd)
-        self.parked_reads.extend(rd.read_states)
-        self._serve_reads()
         self._maybe_snapshot()
-        if self.remove_self:
+        remove_self = False
+        for a in applied:
+            remove_self |= self._on_applied(a)
+        for rs in rd.read_states:
+            p = self.requests.by_id.get(int.from_bytes(rs.context, "big"))
+            if p is not None:
+                p.read_index = max(rs.index, 1)
+        for p in self.requests.reads_ready(rn.raft.log.applied):
+            self._serve_read(p)
+        if remove_self:
             self.shutdown_removed()
 
-    def _apply(self, e: Entry) -> None:
-        rn = self.rn
-        assert rn is not None
-        self.cluster.checker.on_apply(self, e)
-        if e.type is EntryType.CONF_CHANGE:
-            self.kv.skip(e.index)
-            cc = ConfChange.decode(e.data)
-            self.voters = rn.apply_conf_change(cc)
-            self.cluster.on_conf_applied(self, e.index, cc, self.voters)
-            if cc.type is ConfChangeType.REMOVE_NODE and cc.node_id == self.id:
-                self.remove_self = True
-            return
-        out = self.kv.apply(e.index, e.data)
-        if out is not None and not out.duplicate:
-            op = self.client_ops.pop(out.op_id, None)
-            if op is not None:
-                op.on_done(op, out.ok, None)
+    def _apply(self, e: Entry) -> Applied:
+        before = self.store.index
+        applied = self.server.apply(e)
+        self.cluster.checker.on_apply(self, e, applied, before)
+        if applied.conf_change is not None:
+            self.cluster.on_conf_applied(self, e.index, applied.conf_change, self.voters)
+        return applied
 
-    def _serve_reads(self) -> None:
-        if not self.parked_reads:
-            return
-        still: list[ReadState] = []
-        for rs in self.parked_reads:
-            if rs.index <= self.kv.index:
-                op = self.reads.pop(rs.context, None)
-                if op is not None:
-                    op.on_done(op, True, self.kv.data.get(op.key))
-            else:
-                still.append(rs)
-        self.parked_reads = still
+    def _on_applied(self, applied: Applied) -> bool:
+        """loop.py's `_on_applied`: only the origin answers, by req_id. True: we were removed."""
+        req = applied.request
+        if req is not None and req.origin == self.id and req.req_id:
+            p = self.requests.pop(req.req_id)
+            if p is not None:
+                op: ClientOp = p.waiter
+                self.cluster.checker.on_answer(self, p, req)
+                assert applied.result is not None, ("a client request applied without a result", req)
+                op.on_done(op, applied.result)
+                self.cluster.on_answered(self, op, applied)
+        cc = applied.conf_change
+        return cc is not None and cc.type is ConfChangeType.REMOVE_NODE and cc.node_id == self.id
+
+    def _serve_read(self, p: Pending) -> None:
+        op: ClientOp = p.waiter
+        try:
+            res: Result = self.store.get(op.path, False, False, self.now_ns())
+        except V2Error as e:
+            res = e
+        op.on_done(op, res)
 
     def _maybe_snapshot(self) -> None:
+        """member.py's `_maybe_snapshot`, on the simulated disk."""
         rn = self.rn
         assert rn is not None
-        if self.kv.index - self.last_snapshot_index < self.params.snapshot_every_entries:
-            return
         log = rn.raft.log
-        term = log.term(self.kv.index)
+        applied = log.applied
+        if applied - self.snap_index < self.params.snapshot_every_entries:
+            return
+        term = log.term(applied)
         assert term is not None
-        snap = Snapshot(SnapshotMeta(self.kv.index, term, ConfState(self.voters)), self.kv.encode())
-        # Like runtime/member.py: the WAL is synced first (a commit-only hard state may still be
-        # volatile: Ready.must_sync skips those), then the snapshot is saved before the log is released.
+        snap = Snapshot(SnapshotMeta(applied, term, ConfState(rn.raft.voters)),
+                        self.server.snapshot_data(rn.raft.voters))
+        # The WAL is synced first (a commit-only hard state may still be volatile: Ready.must_sync
+        # skips those), then the snapshot is saved before the log is released.
         self.disk.sync()
         self.disk.append("save", snap)
         self.disk.sync()
         rn.compact(snap, self.params.keep_entries)
         self.disk.compact()
-        self.last_snapshot_index = self.kv.index
-        self.world.trace(f"n{self.id} snapshot at {self.kv.index}, log now starts at {log.first_index}")
+        self.snap_index = applied
+        self.world.trace(f"n{self.id} snapshot at {applied}, log now starts at {log.first_index}")
 
-    # ---- views for checkers and the nemesis ----------------------------------------------------
 
-    @property
-    def is_leader(self) -> bool:
-        return self.alive and self.rn is not None and self.rn.raft.role is Role.LEADER
+

@@ -4,7 +4,9 @@ Phase 1 (chaos, `steps` events): clients run while the nemesis injects faults; t
 after every event. Phase 2 (heal): faults stop, the network heals, every crashed member restarts, clients
 stop issuing; then a leader must appear, every member must catch up with its commit index, and a probe
 write must be acknowledged, all within `HEAL_MS` of virtual time (liveness). Finally: no acknowledged
-write is missing from any member's state machine, and the client history is linearizable.
+write is missing from any member's state machine (the entry it was answered from is, unchanged, at its
+raft index in the applied log, and every member has applied past it), and the client history is
+linearizable.
 
 Everything derives from the seed: cluster size, network profile, Raft knobs, the fault schedule.
 """
@@ -14,12 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...raft.types import ConfChange, Message
+from ...server.members import Member
+from ...server.node import Applied
+from ...server.requests import PUT, Request
+from ...store.event import Event
 from . import linearizability
 from .checkers import Checker, SafetyViolation
-from .kv import encode_cas, encode_put
 from .nemesis import Nemesis
 from .net import NetProfile, SimNet
-from .node import ClientOp, NodeParams, SimNode, bootstrap
+from .node import ClientOp, NodeParams, Result, SimNode, bootstrap
 from .workload import Workload
 from .world import World
 
@@ -57,10 +62,11 @@ class Cluster:
         self.nodes: dict[int, SimNode] = {}
         self.conf_changes_applied: set[int] = set()
         self.restart_rng = world.rng("restart")
+        self.workload: Workload | None = None
 
-    def add_node(self, node_id: int) -> SimNode:
+    def add_node(self, node_id: int, initial: list[Member] | None = None) -> SimNode:
         assert node_id not in self.nodes
-        n = SimNode(self, node_id, self.params)
+        n = SimNode(self, node_id, self.params, initial)
         self.nodes[node_id] = n
         return n
 
@@ -74,11 +80,13 @@ class Cluster:
         if n is not None:
             n.snapshot_status(to, ok)
 
-    def encode_op(self, op: ClientOp) -> bytes:
-        assert op.value is not None
-        if op.kind == "put":
-            return encode_put(op.op_id, op.key, op.value)
-        return encode_cas(op.op_id, op.key, op.expected, op.value)
+    def on_answered(self, node: SimNode, op: ClientOp, applied: Applied) -> None:
+        """The origin answered a client from an applied entry: remember where, for the durability check."""
+        if self.workload is not None:
+            rec = self.workload.history.get(op.op_id)
+            if rec is not None and rec.complete is not None and rec.raft_index == 0:
+                rec.raft_index = applied.index
+                rec.request = applied.request
 
     def on_conf_applied(self, node: SimNode, index: int, cc: ConfChange, voters: tuple[int, ...]) -> None:
         if index not in self.conf_changes_applied:
@@ -128,7 +136,9 @@ def run(seed: int, steps: int = DEFAULT_STEPS, trace: bool = False) -> Report:
         bootstrap(cluster.add_node(i).disk, founders)
     for i in founders:
         cluster.nodes[i].start()
-    workload = Workload(cluster, clients, keys=("a", "b"))
+    ttl = world.rng("setup/ttl").random() < 0.5
+    workload = Workload(cluster, clients, keys=("/a", "/b"), ttl_keys=("/ttl/x", "/ttl/y") if ttl else ())
+    cluster.workload = workload
     nemesis = Nemesis(cluster)
     stats: dict[str, int] = {"size": size, "pre_vote": int(params.pre_vote),
                              "check_quorum": int(params.check_quorum)}
@@ -151,7 +161,9 @@ def run(seed: int, steps: int = DEFAULT_STEPS, trace: bool = False) -> Report:
     stats.update(time_ms=world.now_ms, events=world.events_run, elections=cluster.checker.elections,
                  ops=len(workload.history), acked=workload.completed, msgs=cluster.net.sent,
                  faults=nemesis.faults, nodes=len(cluster.nodes),
-                 committed=max(cluster.checker.applied, default=0))
+                 committed=max(cluster.checker.applied, default=0), ttl_writes=workload.ttl_writes,
+                 syncs=len(cluster.checker.expired),
+                 expired=sum(len(keys) for keys, _ in cluster.checker.expired.values()))
     return Report(seed, steps, not failure, failure, stats)
 
 
@@ -180,7 +192,7 @@ def _converged(cluster: Cluster) -> bool:
     r = lead.rn.raft
     if r.log.term(r.log.committed) != r.term or lead.busy:
         return False
-    return all(m.alive and m.kv.index == r.log.committed for m in _members(cluster))
+    return all(m.alive and m.applied == r.log.committed for m in _members(cluster))
 
 
 def _heal(world: World, cluster: Cluster, workload: Workload, nemesis: Nemesis) -> str:
@@ -205,15 +217,16 @@ def _heal(world: World, cluster: Cluster, workload: Workload, nemesis: Nemesis) 
     # Probe: a write through the leader must be acknowledged. Like a real client it retries (with a
     # new request) when an attempt gets no answer: the leader may still lose its uncommitted tail, e.g.
     # to a leadership transfer that was pending when the faults stopped.
-    probe_done: list[bool] = []
+    probe_done: list[Result] = []
     deadline = world.now_ms + HEAL_MS
     attempt = 0
     while not probe_done and world.now_ms < deadline:
         lead = cluster.leader()
         if lead is not None:
             attempt -= 1  # negative ids never collide with the workload's
-            lead.submit(ClientOp(attempt, "put", "probe", value=f"probe{-attempt}",
-                                 on_done=lambda o, ok, v: probe_done.append(ok)))
+            req = Request(PUT, "/probe", value=f"probe{-attempt}", time_ns=lead.now_ns())
+            lead.submit(ClientOp(attempt, "put", "/probe", req,
+                                 on_done=lambda o, res: probe_done.append(res) if isinstance(res, Event) else None))
         _run_until(world, cluster, min(deadline, world.now_ms + 1000), lambda: bool(probe_done))
     if not probe_done or not _run_until(world, cluster, deadline, lambda: _converged(cluster)):
         return f"liveness: no write acknowledged within {HEAL_MS} ms after healing ({-attempt} attempts)"
@@ -222,11 +235,16 @@ def _heal(world: World, cluster: Cluster, workload: Workload, nemesis: Nemesis) 
 
 def _final_checks(cluster: Cluster, workload: Workload) -> str:
     members = _members(cluster)
+    applied = cluster.checker.applied
     for rec in workload.acked_writes():
+        e = applied.get(rec.raft_index)
+        if rec.request is None or e is None or Request.decode(e.data) != rec.request:
+            return (f"durability: acknowledged write #{rec.op_id} ({rec.kind} {rec.path}={rec.value}) was "
+                    f"answered from raft index {rec.raft_index}, which the cluster applied as {e!r}")
         for m in members:
-            if rec.op_id not in m.kv.applied_ops:
-                return (f"durability: acknowledged write #{rec.op_id} ({rec.kind} {rec.key}={rec.value}) is "
-                        f"missing from n{m.id}'s state machine")
+            if m.applied < rec.raft_index:
+                return (f"durability: acknowledged write #{rec.op_id} ({rec.kind} {rec.path}={rec.value}) at "
+                        f"raft index {rec.raft_index} is missing from n{m.id} (applied {m.applied})")
     result = linearizability.check(workload.ops())
     if not result.ok:
         return f"linearizability: {result.message}"
