@@ -173,7 +173,7 @@ class EventLoop:
         self._submit_pending()
         out = TurnOutput()
         try:
-            self.member.process_ready(out)
+            self.member.process_ready(out, self._send_now)
         except OSError as e:
             # After a failed fsync the page cache may have dropped our data: retrying could ack a lost
             # write. Stop instead (etcd does the same); a supervisor restarts us from what is durable.
@@ -265,6 +265,11 @@ class EventLoop:
         if type(conn) is Conn and not conn.closing:
             q = p.outcome
             self._reply(conn, self.api.get_reply(q.key, q.recursive, q.sorted, time.time_ns(), False))
+
+    def _send_now(self, messages: list[Message]) -> None:
+        """Queue and write peer messages at once (a leader's appends, before its own fsync)."""
+        self._route_messages(messages)
+        self._pump_links(time.monotonic())
 
     def _route_messages(self, messages: list[Message]) -> None:
         if messages:

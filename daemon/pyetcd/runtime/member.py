@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from ..raft.types import (
     EntryType,
     HardState,
     Message,
+    MsgType,
     ReadState,
     Role,
     Snapshot,
@@ -46,6 +48,7 @@ from ..store.store import Store
 log = logging.getLogger("pyetcd.member")
 SNAPSHOT_KEEP_ENTRIES = 5000  # log kept behind a snapshot so slightly lagging followers avoid a snapshot
 READIES_PER_TURN_MAX = 8
+_REPLICATION = frozenset({MsgType.APP, MsgType.HEARTBEAT, MsgType.SNAP})
 
 
 @dataclass
@@ -217,9 +220,14 @@ class MemberState:
 
     # ---- one turn ------------------------------------------------------------------------------
 
-    def process_ready(self, out: TurnOutput) -> None:
+    def process_ready(self, out: TurnOutput, send_early: Callable[[list[Message]], None] | None = None) -> None:
         """Persist, then hand out messages, applied entries and read states; repeat while Raft has
-        more (a leader's own ack can commit what it just persisted)."""
+        more (a leader's own ack can commit what it just persisted).
+
+        `send_early` lets a leader put its replication messages (MsgApp, heartbeats, snapshots) on the
+        wire before its own fsync, so followers write in parallel (Raft thesis §10.2.1). This is safe
+        because the leader counts its own log toward a quorum only after the fsync (`on_persisted`);
+        every other message (votes, acks) still waits for the fsync."""
         raft = self.raft
         for _ in range(READIES_PER_TURN_MAX):
             if not raft.has_ready():
@@ -237,9 +245,15 @@ class MemberState:
             if rd.hard_state is not None:
                 hs = rd.hard_state
                 self.wal.append(wal_codec.encode_hard_state(hs.term, hs.vote, hs.commit))
+            messages = rd.messages
+            if send_early is not None and rd.must_sync and self.is_leader and messages:
+                early = [m for m in messages if m.type in _REPLICATION]
+                if early:
+                    messages = [m for m in messages if m.type not in _REPLICATION]
+                    send_early(early)
             if rd.must_sync:
                 self.wal.sync()
-            out.messages.extend(rd.messages)
+            out.messages.extend(messages)
             for e in rd.committed_entries:
                 out.applied.append(self.node.apply(e))
             out.read_states.extend(rd.read_states)
