@@ -60,6 +60,11 @@ class RawNode:
         """Raises ProposalDropped when no leader can take it now."""
         self.raft.step(Message(MsgType.PROP, self.raft.id, self.raft.id, entries=(Entry(0, 0, data=data),)))
 
+    def propose_many(self, datas: list[bytes]) -> None:
+        """Several proposals as one message: one append (and one MsgApp per follower) for the batch."""
+        entries = tuple(Entry(0, 0, data=d) for d in datas)
+        self.raft.step(Message(MsgType.PROP, self.raft.id, self.raft.id, entries=entries))
+
     def propose_conf_change(self, cc: ConfChange) -> None:
         entry = Entry(0, 0, EntryType.CONF_CHANGE, cc.encode())
         self.raft.step(Message(MsgType.PROP, self.raft.id, self.raft.id, entries=(entry,)))

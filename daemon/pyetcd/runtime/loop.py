@@ -104,6 +104,7 @@ class EventLoop:
         member.links = self.links
         self._sync_links()
         self._published = False
+        self._fresh_submissions = False
         self.sel = selectors.DefaultSelector()
         self.conns: dict[int, Conn] = {}
         self.watch_conns: dict[int, Conn] = {}
@@ -142,8 +143,8 @@ class EventLoop:
         self.shutdown()
 
     def _timeout(self) -> float:
-        if self.member.raft.has_ready():
-            return 0.0  # e.g. pipelined writes proposed while answering others: no sleeping
+        if self._fresh_submissions or self.member.raft.has_ready():
+            return 0.0  # e.g. pipelined writes dispatched while answering others: no sleeping
         timeout = min(HOUSEKEEPING_S, max(0.0, self._next_tick - time.monotonic()))
         due_ns = self.member.store.next_expiry_ns()
         if due_ns:
@@ -185,8 +186,7 @@ class EventLoop:
         for applied in out.applied:
             self._on_applied(applied)
         for rs in out.read_states:
-            p = self.requests.by_id.get(int.from_bytes(rs.context, "big"))
-            if p is not None:
+            for p in self.requests.reads_with_context(int.from_bytes(rs.context, "big")):
                 p.read_index = max(rs.index, 1)
         for p in self.requests.reads_ready(self.member.raft.raft.log.applied):
             self._serve_read(p)
@@ -242,23 +242,39 @@ class EventLoop:
             self._published = False
 
     def _submit_pending(self) -> None:
-        for p in self.requests.unsubmitted():
-            self._offer(p)
-
-    def _offer(self, p: Pending) -> None:
-        """Hand a pending request to Raft; if dropped (no leader yet, a conf change in flight) it stays
-        unsubmitted and is offered again every turn until its deadline."""
+        """Hand this turn's requests to Raft in batches: all writes as one proposal (one append, one
+        MsgApp per follower), all quorum reads under one ReadIndex round. What Raft drops (no leader
+        yet, a conf change in flight) stays unsubmitted and is offered again every turn until its
+        deadline."""
+        self._fresh_submissions = False
+        pending = self.requests.unsubmitted()
+        if not pending:
+            return
         raft = self.member.raft
-        try:
-            if type(p.outcome) is QuorumRead:
-                raft.read_index(p.req_id.to_bytes(8, "big"))
-            elif p.conf_change is not None:
-                raft.propose_conf_change(p.conf_change)
-            else:
-                raft.propose(p.data)
-            p.submitted = True
-        except ProposalDropped:
-            pass
+        writes = [p for p in pending if type(p.outcome) is Propose]
+        reads = [p for p in pending if type(p.outcome) is QuorumRead]
+        if writes:
+            try:
+                raft.propose_many([p.data for p in writes])
+                for p in writes:
+                    p.submitted = True
+            except ProposalDropped:
+                pass
+        if reads:
+            ctx = reads[0].req_id
+            try:
+                raft.read_index(ctx.to_bytes(8, "big"))
+                for p in reads:
+                    p.submitted, p.read_ctx = True, ctx
+            except ProposalDropped:
+                pass
+        for p in pending:
+            if p.conf_change is not None:
+                try:
+                    raft.propose_conf_change(p.conf_change)
+                    p.submitted = True
+                except ProposalDropped:
+                    pass
 
     def _serve_read(self, p: Pending) -> None:
         conn = p.waiter
@@ -521,7 +537,7 @@ class EventLoop:
         elif type(outcome) is ProposeConf:
             p.conf_change = outcome.change
         self.requests.add(p)
-        self._offer(p)
+        self._fresh_submissions = True  # proposed in _submit_pending, batched with this turn's others
 
     # ---- responses -----------------------------------------------------------------------------
 

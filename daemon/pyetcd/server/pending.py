@@ -24,6 +24,7 @@ class Pending:
     conf_change: ConfChange | None = None
     submitted: bool = False  # accepted by Raft (for reads: read_index issued)
     read_index: int = 0  # quorum read: serve once applied >= this (0 = not known yet)
+    read_ctx: int = 0  # quorum reads submitted in one turn share one ReadIndex round (its context)
 
 
 @dataclass
@@ -50,6 +51,9 @@ class PendingTable:
         for p in gone:
             del self.by_id[p.req_id]
         return gone
+
+    def reads_with_context(self, ctx: int) -> list[Pending]:
+        return [p for p in self.by_id.values() if p.read_ctx == ctx]
 
     def reads_ready(self, applied: int) -> list[Pending]:
         ready = [p for p in self.by_id.values() if p.read_index and p.read_index <= applied]
