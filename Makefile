@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA_DIR ?= data/default.etcd
 PYTEST_ARGS ?=
 
-.PHONY: run test venv etcd lint bench crash clean
+.PHONY: run test venv etcd lint bench sim clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,5 @@ clean:
 	rm -rf $(VENV) data .pytest_cache .hypothesis
 
 # Seeded whole-cluster simulation sweep (`make sim SEEDS=N`); a failure prints the replay command.
-.PHONY: sim
 sim: $(STAMP)
 	$(PY) -m pyetcd.testing.sim --seeds $(or $(SEEDS),1000)

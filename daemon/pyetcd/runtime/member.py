@@ -71,7 +71,6 @@ class TurnOutput:
     messages: list[Message] = field(default_factory=list)
     read_states: list[ReadState] = field(default_factory=list)
     became_leader: bool = False
-    lost_leadership: bool = False
 
 
 class MemberState:
@@ -233,11 +232,8 @@ class MemberState:
             if not raft.has_ready():
                 return
             rd = raft.ready()
-            if rd.soft_state is not None:
-                if rd.soft_state.role is Role.LEADER:
-                    out.became_leader = True
-                elif out_was_leader(self):
-                    out.lost_leadership = True
+            if rd.soft_state is not None and rd.soft_state.role is Role.LEADER:
+                out.became_leader = True
             if rd.snapshot is not None:
                 self._install_snapshot(rd.snapshot)
             for e in rd.entries:
@@ -297,6 +293,3 @@ class MemberState:
     def close(self) -> None:
         self.wal.close()
 
-
-def out_was_leader(member: MemberState) -> bool:
-    return member.raft._prev_soft.role is Role.LEADER  # noqa: SLF001 - read before advance() updates it

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 PUT = "PUT"
 POST = "POST"
 DELETE = "DELETE"
-QGET = "QGET"  # a quorum=true GET, linearised through the log
+QGET = "QGET"  # a GET applied through the log (etcd v2's quorum read); the runtime uses ReadIndex instead
 SYNC = "SYNC"  # carries the leader's time; applying it expires due TTLs
 MEMBER_ATTRS = "MEMBER_ATTRS"  # a member publishes its name and client URLs (value, peer_urls)
 
