@@ -213,7 +213,7 @@ class MemberState:
     def self_stats(self, now_ns: int) -> dict[str, object]:
         role = self.raft.raft.role
         state = {Role.LEADER: "StateLeader", Role.CANDIDATE: "StateCandidate",
-                 Role.PRE_CANDIDATE: "StateCandidate"}.get(role, "StateFollower")
+                 Role.PRE_CANDIDATE: "StatePreCandidate"}.get(role, "StateFollower")  # etcd's StateType names
         return self_stats(self.name, self.self_id, state, self.start_ns, self.raft.lead, self.leader_start_ns,
                           now_ns, self.recv_appends, self.send_appends)
 
