@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote_to_bytes
 
+from ..store.store import clean_key
+
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
@@ -94,20 +96,7 @@ def clean_path(path: str) -> str:
     """Go's ServeMux cleanPath: path.Clean, keeping a trailing slash."""
     if path[:1] == "/" and "//" not in path and "/." not in path:
         return path  # already clean: the common case, checked without splitting
-    if path == "":
-        return "/"
-    if path[0] != "/":
-        path = "/" + path
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(part)
-    cleaned = "/" + "/".join(parts)
+    cleaned = clean_key(path)  # the same path.Clean the store uses for keys
     if path.endswith("/") and cleaned != "/":
         cleaned += "/"
     return cleaned
