@@ -353,8 +353,7 @@ class EventLoop:
             if link.sock is None and sock is not None:
                 self._unregister_quietly(sock)
                 return
-            if link.maybe_send(mono):
-                pass
+            link.maybe_send(mono)  # the answer freed the link: send what queued meanwhile
         if mask & selectors.EVENT_WRITE or link.out:
             self._flush_link(link)
 
