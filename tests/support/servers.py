@@ -20,10 +20,20 @@ REPO = Path(__file__).resolve().parents[2]
 PYETCD_BIN = Path(sys.executable).parent / "pyetcd"
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port never handed out before in this process: the kernel may give a port just
+    freed to the next bind(0), and two members of one cluster must not share one."""
+    for _ in range(1000):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no fresh loopback port found")
 
 
 @dataclass

@@ -161,6 +161,11 @@ def _validate(values: dict[str, str], peer_listen_explicit: bool = False) -> Set
     if state not in ("new", "existing"):
         raise SettingsError("--initial-cluster-state must be 'new' or 'existing'")
     initial = parse_initial_cluster(values["initial-cluster"] or ",".join(f"{name}={u}" for u in peer_urls))
+    owners: dict[str, str] = {}
+    for member, urls in initial:
+        for url in urls:
+            if owners.setdefault(url, member) != member:
+                raise SettingsError(f"--initial-cluster: {url} is given to both {owners[url]} and {member}")
     mine = dict(initial).get(name)
     if mine is None:
         raise SettingsError(f"--initial-cluster has no member named {name!r}")
