@@ -1,4 +1,7 @@
-"""`pyetcd`: settings -> recover (snapshot + WAL) -> bind -> run the loop until SIGTERM/SIGINT."""
+"""`pyetcd`: settings -> (discovery) -> recover (snapshot + WAL) -> bind -> run the loop until SIGTERM/SIGINT.
+
+Subcommands: `pyetcd certs ...` (certificate tooling), `pyetcd discovery-service ...` (a token service).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +12,16 @@ import logging
 import os
 import resource
 import socket
+import ssl
 import sys
 import time
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from ..ops import settings as settings_mod
-from ..runtime.loop import EventLoop
+from ..runtime.loop import EventLoop, Listener
 from ..runtime.member import ClusterSpec, MemberState
+from ..runtime.tls import client_context, server_context
 from ..server.members import Member, cluster_id, member_id
 from ..storage.snap import SnapshotCorrupt
 from ..storage.wal import WalCorrupt
@@ -47,6 +53,12 @@ def _cluster_spec(cfg: settings_mod.Settings) -> ClusterSpec:
                        list(cfg.advertise_client_urls), election_ticks, 1, token)
 
 
+def _peer_client_context(cfg: settings_mod.Settings) -> ssl.SSLContext | None:
+    if not cfg.peer_tls.enabled and not cfg.peer_tls.trusted_ca_file:
+        return None
+    return client_context(cfg.peer_tls)
+
+
 def _identity(cfg: settings_mod.Settings, spec: ClusterSpec) -> int:
     """Cluster id (and, for a joining member, its member id and the current members).
 
@@ -61,7 +73,7 @@ def _identity(cfg: settings_mod.Settings, spec: ClusterSpec) -> int:
     if spec.state_new:
         cid = cluster_id([m.id for m in spec.initial])
     else:
-        cid, members = _ask_peers(spec)
+        cid, members = _ask_peers(spec, _peer_client_context(cfg))
         mine = sorted(cfg.initial_advertise_peer_urls)
         me = [m for m in members if sorted(m.peer_urls) == mine]
         if not me:
@@ -79,7 +91,8 @@ def _identity(cfg: settings_mod.Settings, spec: ClusterSpec) -> int:
     return cid
 
 
-def _ask_peers(spec: ClusterSpec, timeout_s: float = 30.0) -> tuple[int, list[Member]]:
+def _ask_peers(spec: ClusterSpec, peer_ctx: ssl.SSLContext | None,
+               timeout_s: float = 30.0) -> tuple[int, list[Member]]:
     deadline = time.monotonic() + timeout_s
     while True:
         for m in spec.initial:
@@ -88,7 +101,12 @@ def _ask_peers(spec: ClusterSpec, timeout_s: float = 30.0) -> tuple[int, list[Me
             for url in m.peer_urls:
                 parts = urlsplit(url)
                 try:
-                    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 2380, timeout=2)
+                    host = parts.hostname or "127.0.0.1"
+                    if parts.scheme == "https":
+                        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                            host, parts.port or 2380, timeout=2, context=peer_ctx or ssl.create_default_context())
+                    else:
+                        conn = http.client.HTTPConnection(host, parts.port or 2380, timeout=2)
                     conn.request("GET", "/members")
                     resp = conn.getresponse()
                     body = resp.read()
@@ -98,6 +116,9 @@ def _ask_peers(spec: ClusterSpec, timeout_s: float = 30.0) -> tuple[int, list[Me
                         members = [Member(int(d["id"], 16), d["name"], list(d["peerURLs"]), list(d["clientURLs"]))
                                    for d in json.loads(body)]
                         return int(header, 16), members
+                except ssl.SSLError as e:
+                    log.warning("joining: TLS to %s failed: %s", url, e)
+                    continue
                 except (OSError, ValueError, KeyError):
                     continue
         if time.monotonic() > deadline:
@@ -105,7 +126,92 @@ def _ask_peers(spec: ClusterSpec, timeout_s: float = 30.0) -> tuple[int, list[Me
         time.sleep(0.5)
 
 
+def _has_data(cfg: settings_mod.Settings) -> bool:
+    wal_dir = cfg.data_dir / "member" / "wal"
+    return wal_dir.is_dir() and any(p.suffix == ".wal" for p in wal_dir.iterdir())
+
+
+def _discover(cfg: settings_mod.Settings) -> settings_mod.Settings | None:
+    """Bootstrap by discovery token (etcd's v2 discovery): register, wait for the others, and use the
+    first `size` registrations as the initial cluster, with the token URL as the cluster token.
+    None means: stop (the reason is logged, in etcd's words)."""
+    from ..discovery import join
+
+    durl = cfg.discovery
+    if _has_data(cfg):
+        log.warning("discovery token ignored since a cluster has already been initialized. Valid log found at %s",
+                    cfg.data_dir / "member" / "wal")
+        return cfg
+    my_id = member_id(list(cfg.initial_advertise_peer_urls), durl)
+    # An https token URL: trust the peer CA (else the client CA, else the system's) and show our peer
+    # certificate, so a token kept on a TLS-only pyetcd works with the fleet's one CA.
+    ca = cfg.peer_tls.trusted_ca_file or cfg.client_tls.trusted_ca_file
+    ctx = client_context(replace(cfg.peer_tls, trusted_ca_file=ca)) if durl.startswith("https") else None
+    try:
+        initial = join.join_cluster(durl, my_id, join.self_config(cfg.name, cfg.initial_advertise_peer_urls),
+                                    ssl_context=ctx, proxy=cfg.discovery_proxy or None)
+    except join.DiscoveryError as e:
+        _explain_discovery_failure(cfg, e)
+        return None
+    try:
+        return settings_mod.with_initial_cluster(cfg, initial, durl)
+    except settings_mod.SettingsError as e:
+        log.error("discovery cluster %s is unusable: %s", initial, e)
+        return None
+
+
+def _explain_discovery_failure(cfg: settings_mod.Settings, e: Exception) -> None:
+    from ..discovery import join
+
+    durl = cfg.discovery
+    if isinstance(e, join.FullClusterError) and cfg.discovery_fallback == "proxy":
+        log.error("discovery cluster full, falling back to proxy")
+        log.error("pyetcd has no v2 proxy mode: start it with --discovery-fallback exit, or use a new token "
+                  "(this member stops)")
+        return
+    log.error("failed to join discovery cluster (%s)", e)
+    if isinstance(e, join.DuplicateIdError):
+        log.error('member "%s" has previously registered with discovery service token (%s).', cfg.name, durl)
+        log.error("But pyetcd could not find valid cluster configuration in the given data dir (%s).", cfg.data_dir)
+        log.info("Please check the given data dir path if the previous bootstrap succeeded")
+        log.info("or use a new discovery token if the previous bootstrap failed.")
+    elif isinstance(e, join.DuplicateNameError):
+        log.error("member with duplicated name has registered with discovery service token(%s).", durl)
+        log.error("please check (cURL) the discovery token for more information.")
+        log.error("please do not reuse the discovery token and generate a new one to bootstrap the cluster.")
+    else:
+        log.info("discovery token %s was used, but failed to bootstrap the cluster.", durl)
+        log.info("please generate a new discovery token and try to bootstrap again.")
+
+
+def _listeners(cfg: settings_mod.Settings, spec: ClusterSpec) -> list[Listener]:
+    client_ctx = server_context(cfg.client_tls) if cfg.client_tls.enabled else None
+    peer_ctx = server_context(cfg.peer_tls) if cfg.peer_tls.enabled else None
+    out = [Listener(_bind(u.bind_host, u.port), False, client_ctx if u.scheme == "https" else None)
+           for u in cfg.listen_client_urls]
+    if cfg.peer_listen_explicit or len(spec.initial) > 1:
+        out += [Listener(_bind(u.bind_host, u.port), True, peer_ctx if u.scheme == "https" else None,
+                         cfg.peer_tls.allowed_cn) for u in cfg.listen_peer_urls]
+    return out
+
+
+def _subcommand(argv: list[str]) -> int | None:
+    if argv and argv[0] == "certs":
+        from ..ops import certs
+
+        return certs.main(argv[1:])
+    if argv and argv[0] == "discovery-service":
+        from ..discovery import service
+
+        return service.main(argv[1:])
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    rc = _subcommand(argv)
+    if rc is not None:
+        return rc
     logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = settings_mod.load(argv)
@@ -115,6 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger().setLevel(cfg.log_level.upper() if cfg.log_level.upper() in
                                  ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO")
     _raise_fd_limit()
+    if cfg.discovery:
+        found = _discover(cfg)
+        if found is None:
+            return 1
+        cfg = found
     spec = _cluster_spec(cfg)
     try:
         cid = _identity(cfg, spec)
@@ -122,28 +233,32 @@ def main(argv: list[str] | None = None) -> int:
     except (WalCorrupt, SnapshotCorrupt) as e:
         log.error("cannot recover data in %s: %s", cfg.data_dir, e)
         return 1
-    listeners, peer_listeners = [], []
     try:
-        for url in cfg.listen_client_urls:
-            listeners.append(_bind(url.bind_host, url.port))
-        if cfg.peer_listen_explicit or len(spec.initial) > 1:
-            for url in cfg.listen_peer_urls:
-                peer_listeners.append(_bind(url.bind_host, url.port))
+        listeners = _listeners(cfg, spec)
+    except ssl.SSLError as e:
+        log.error("cannot load TLS certificates: %s", e)
+        return 1
     except OSError as e:
         log.error("cannot listen: %s", e)
         return 1
+    peer_listening = any(lst.is_peer for lst in listeners)
     log.info("pyetcd %s (member %x, cluster %s) ready to serve client requests on %s%s", cfg.name,
              member.self_id, member.cluster_id_bytes.decode(),
              ", ".join(f"{u.scheme}://{u.host}:{u.port}" for u in cfg.listen_client_urls),
              "; peers on " + ", ".join(f"{u.scheme}://{u.host}:{u.port}" for u in cfg.listen_peer_urls)
-             if peer_listeners else "")
+             if peer_listening else "")
     # The tree and history are long-lived: freeze them out of the cyclic GC, and collect young objects
     # less often (every request allocates a few dozen short-lived objects, almost none cyclic).
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     tick_s = cfg.heartbeat_interval_ms / 1000
     request_timeout_s = 5.0 + 2 * cfg.election_timeout_ms / 1000  # etcd's v2 request timeout
-    EventLoop(member, listeners, peer_listeners, tick_s, request_timeout_s).run()
+    try:
+        dial_ctx = _peer_client_context(cfg)
+    except ssl.SSLError as e:
+        log.error("cannot load peer TLS certificates: %s", e)
+        return 1
+    EventLoop(member, listeners, tick_s, request_timeout_s, dial_ctx, cfg.peer_tls.allowed_cn).run()
     return 0
 
 

@@ -14,7 +14,9 @@ import logging
 import selectors
 import signal
 import socket
+import ssl
 import time
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -31,6 +33,7 @@ from ..store.errors import V2Error
 from ..store.watcher_hub import Watcher
 from .member import MemberState, TurnOutput
 from .peers import LinkState, PeerLink
+from .tls import HANDSHAKE_TIMEOUT_S, PLAIN_HTTP_ON_TLS_REPLY, PlainHttpOnTls, TlsRefused, TlsSession
 
 log = logging.getLogger("pyetcd.loop")
 
@@ -45,6 +48,16 @@ HOUSEKEEPING_S = 1.0
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 _BAD_REQUEST = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
                 b"Connection: close\r\n\r\n400 Bad Request")
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A bound listening socket: client API or peer traffic, plain or TLS (then `tls` is set)."""
+
+    sock: socket.socket
+    is_peer: bool = False
+    tls: ssl.SSLContext | None = None
+    allowed_cn: str = ""  # --peer-cert-allowed-cn
 
 
 def _make_response(status: int, headers: list[tuple[bytes, bytes]]) -> h11.Response:
@@ -63,10 +76,13 @@ def _make_response(status: int, headers: list[tuple[bytes, bytes]]) -> h11.Respo
 class Conn:
     __slots__ = ("sock", "h11", "out", "method", "target", "headers", "body", "waiting", "watcher",
                  "closing", "last_rx", "reading", "writing", "head", "driving", "registered", "rx_bytes", "is_peer",
-                 "body_max")
+                 "body_max", "tls", "addr")
 
-    def __init__(self, sock: socket.socket, is_peer: bool = False) -> None:
+    def __init__(self, sock: socket.socket, is_peer: bool = False, tls: TlsSession | None = None,
+                 addr: str = "") -> None:
         self.sock = sock
+        self.tls = tls  # None on a plain HTTP listener
+        self.addr = addr  # the remote "host:port", for log lines
         self.is_peer = is_peer  # accepted on a peer URL: Raft traffic, not the client API
         self.body_max = PEER_BODY_BYTES_MAX if is_peer else FORM_BYTES_MAX
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=HEADER_BYTES_MAX)
@@ -88,10 +104,12 @@ class Conn:
 
 
 class EventLoop:
-    def __init__(self, member: MemberState, listeners: list[socket.socket],
-                 peer_listeners: list[socket.socket] | None = None, tick_s: float = 0.1,
-                 request_timeout_s: float = 7.0) -> None:
+    def __init__(self, member: MemberState, listeners: list[Listener], tick_s: float = 0.1,
+                 request_timeout_s: float = 7.0, peer_dial_tls: ssl.SSLContext | None = None,
+                 peer_allowed_cn: str = "") -> None:
         self.member = member
+        self.peer_dial_tls = peer_dial_tls  # context for https peer URLs
+        self.peer_allowed_cn = peer_allowed_cn
         self.api = ClientApi(member)
         self.peer_api = PeerApi(member)
         self.tick_s = tick_s
@@ -114,13 +132,10 @@ class EventLoop:
         self._date_sec = -1
         self._date = b""
         self._next_housekeeping = 0.0
-        for lsock in listeners:
-            lsock.setblocking(False)
-            self.sel.register(lsock, selectors.EVENT_READ, "client-listener")
-        for lsock in peer_listeners or []:
-            lsock.setblocking(False)
-            self.sel.register(lsock, selectors.EVENT_READ, "peer-listener")
-        self.listeners = listeners + (peer_listeners or [])
+        for listener in listeners:
+            listener.sock.setblocking(False)
+            self.sel.register(listener.sock, selectors.EVENT_READ, listener)
+        self.listeners = [listener.sock for listener in listeners]
         self._sig_r, self._sig_w = socket.socketpair()
         self._sig_r.setblocking(False)
         self._sig_w.setblocking(False)
@@ -161,13 +176,13 @@ class EventLoop:
                     self._flush(data)
             elif type(data) is PeerLink:
                 self._on_link_event(data, mask)
-            elif data == "signal":
+            elif type(data) is Listener:
+                self._accept(data)
+            else:  # the signal wake-up socket
                 try:
                     self._sig_r.recv(4096)
                 except BlockingIOError:
                     pass
-            else:
-                self._accept(key.fileobj, data == "peer-listener")  # type: ignore[arg-type]
         mono = time.monotonic()
         self._tick(mono)
         self._leader_duties()
@@ -309,7 +324,8 @@ class EventLoop:
             link = self.links.get(pid)
             if link is None:
                 self.links[pid] = PeerLink(pid, list(m.peer_urls), self.member.self_id,
-                                           self.member.cluster_id_bytes.decode())
+                                           self.member.cluster_id_bytes.decode(), self.peer_dial_tls,
+                                           self.peer_allowed_cn)
             elif link.urls != list(m.peer_urls):
                 link.urls = list(m.peer_urls)
 
@@ -344,7 +360,8 @@ class EventLoop:
                 return
             assert link.sock is not None
             self.sel.modify(link.sock, selectors.EVENT_READ, link)
-            if link.maybe_send(mono):
+            link.maybe_send(mono)
+            if link.has_output():  # the request, and on TLS the ClientHello
                 self._flush_link(link)
             return
         if mask & selectors.EVENT_READ:
@@ -354,24 +371,30 @@ class EventLoop:
                 self._unregister_quietly(sock)
                 return
             link.maybe_send(mono)  # the answer freed the link: send what queued meanwhile
-        if mask & selectors.EVENT_WRITE or link.out:
+        if mask & selectors.EVENT_WRITE or link.has_output():
             self._flush_link(link)
 
     def _flush_link(self, link: PeerLink) -> None:
         sock = link.sock
         if sock is None:
             return
-        if link.out:
+        try:
+            buf = link.wire_bytes()
+        except TlsRefused as e:
+            self._unregister_quietly(sock)
+            link.fail(time.monotonic(), str(e))
+            return
+        if buf:
             try:
-                sent = sock.send(link.out)
-                del link.out[:sent]
+                sent = sock.send(buf)
+                del buf[:sent]
             except (BlockingIOError, InterruptedError):
                 pass
             except OSError as e:
                 self._unregister_quietly(sock)
                 link.fail(time.monotonic(), f"send: {e}")
                 return
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if link.out else 0)
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if buf else 0)
         try:
             self.sel.modify(sock, events, link)
         except KeyError:
@@ -395,10 +418,10 @@ class EventLoop:
 
     # ---- connections ---------------------------------------------------------------------------
 
-    def _accept(self, lsock: socket.socket, is_peer: bool) -> None:
+    def _accept(self, listener: Listener) -> None:
         for _ in range(256):
             try:
-                sock, _ = lsock.accept()
+                sock, addr = listener.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
@@ -411,8 +434,11 @@ class EventLoop:
                 continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = Conn(sock, is_peer)
-            conn.last_rx = time.monotonic()
+            mono = time.monotonic()
+            tls = None if listener.tls is None else TlsSession(listener.tls, True, mono,
+                                                               allowed_cn=listener.allowed_cn)
+            conn = Conn(sock, listener.is_peer, tls, f"{addr[0]}:{addr[1]}")
+            conn.last_rx = mono
             self.conns[sock.fileno()] = conn
             self.sel.register(sock, selectors.EVENT_READ, conn)
 
@@ -428,6 +454,16 @@ class EventLoop:
             self._close(conn)
             return
         conn.last_rx = time.monotonic()
+        if conn.tls is not None:
+            try:
+                data = conn.tls.receive(data)
+            except TlsRefused as e:
+                self._refuse_tls(conn, e)
+                return
+            if conn.tls.wire:
+                self._flush(conn)  # handshake replies
+            if not data or conn.closing:
+                return
         conn.rx_bytes += len(data)
         try:
             conn.h11.receive_data(data)
@@ -452,7 +488,7 @@ class EventLoop:
     def _drive_events(self, conn: Conn) -> None:
         h = conn.h11
         while not conn.waiting and not conn.closing:
-            if len(conn.out) > OUTPUT_BYTES_MAX:
+            if _backlog(conn) > OUTPUT_BYTES_MAX:
                 self._set_reading(conn, False)  # a client not reading its answers gets no more; see _flush
                 return
             try:
@@ -642,8 +678,8 @@ class EventLoop:
         if not watcher.stream:
             del self.watch_conns[watcher.watcher_id]
             self._end_watch(conn)
-        elif len(conn.out) > WATCH_OUTPUT_BYTES_MAX:
-            log.warning("dropping a stream watcher on %s: client is %d bytes behind", watcher.key, len(conn.out))
+        elif _backlog(conn) > WATCH_OUTPUT_BYTES_MAX:
+            log.warning("dropping a stream watcher on %s: client is %d bytes behind", watcher.key, _backlog(conn))
             self._close(conn)
 
     def _end_all_watches(self) -> None:
@@ -661,20 +697,30 @@ class EventLoop:
     # ---- output and teardown -------------------------------------------------------------------
 
     def _flush(self, conn: Conn) -> None:
-        if conn.out:
+        buf = conn.out
+        if conn.tls is not None:
+            if conn.out and conn.tls.established:
+                try:
+                    conn.tls.send(conn.out)
+                except TlsRefused as e:
+                    self._refuse_tls(conn, e)
+                    return
+                conn.out.clear()
+            buf = conn.tls.wire
+        if buf:
             try:
-                sent = conn.sock.send(conn.out)
-                del conn.out[:sent]
+                sent = conn.sock.send(buf)
+                del buf[:sent]
             except (BlockingIOError, InterruptedError):
                 pass
             except OSError:
                 self._close(conn)
                 return
-        if conn.out:
+        if buf:
             if not conn.writing:
                 conn.writing = True
                 self._modify(conn)
-            if len(conn.out) > OUTPUT_BYTES_MAX and conn.reading:
+            if len(buf) > OUTPUT_BYTES_MAX and conn.reading:
                 self._set_reading(conn, False)
         else:
             if conn.closing:
@@ -683,10 +729,24 @@ class EventLoop:
             if conn.writing:
                 conn.writing = False
                 self._modify(conn)
-        if not conn.reading and len(conn.out) <= OUTPUT_BYTES_MAX // 2 and not conn.waiting:
+        if not conn.reading and _backlog(conn) <= OUTPUT_BYTES_MAX // 2 and not conn.waiting:
             self._set_reading(conn, True)  # the client caught up: serve what it pipelined meanwhile
             if not conn.driving:
                 self._drive(conn)
+
+    def _refuse_tls(self, conn: Conn, why: TlsRefused) -> None:
+        """A failed handshake or an unacceptable certificate: say why in the log (etcd logs "rejected
+        connection"), send what TLS owes the other side (its alert), close."""
+        kind = "peer" if conn.is_peer else "client"
+        log.warning("rejected %s connection from %s: %s", kind, conn.addr, why)
+        try:
+            if isinstance(why, PlainHttpOnTls):
+                conn.sock.send(PLAIN_HTTP_ON_TLS_REPLY)
+            elif conn.tls is not None and conn.tls.wire:
+                conn.sock.send(conn.tls.wire)
+        except OSError:
+            pass
+        self._close(conn)
 
     def _set_reading(self, conn: Conn, on: bool) -> None:
         conn.reading = on
@@ -725,6 +785,11 @@ class EventLoop:
     def _reap_idle(self, mono: float) -> None:
         """Abandon requests whose bytes stopped arriving (slowloris); idle keep-alive and watches stay."""
         for conn in list(self.conns.values()):
+            if conn.tls is not None and not conn.tls.established and mono - conn.tls.started_at > HANDSHAKE_TIMEOUT_S:
+                log.warning("rejected %s connection from %s: TLS handshake timed out",
+                            "peer" if conn.is_peer else "client", conn.addr)
+                self._close(conn)
+                continue
             if conn.waiting or mono - conn.last_rx < REQUEST_IDLE_S:
                 continue
             their = conn.h11.their_state
@@ -761,3 +826,8 @@ class EventLoop:
         while time.monotonic() < deadline and self.member.is_leader:
             self.run_turn(min(self.tick_s, 0.05))
         self.running = False
+
+
+def _backlog(conn: Conn) -> int:
+    """Bytes owed to the client: plaintext not yet encrypted plus ciphertext not yet sent."""
+    return len(conn.out) + (len(conn.tls.wire) if conn.tls is not None else 0)

@@ -5,7 +5,8 @@ flight; the next batch goes when the answer arrives. A failed connect or request
 tells Raft the peer is unreachable, and reconnects after an exponential backoff. The queue is bounded:
 past `QUEUE_MSGS_MAX` messages the oldest are dropped (Raft retransmits what matters). Snapshots travel
 in the same request body, written in chunks. Every request carries X-Server-From, X-Etcd-Cluster-ID and
-X-Server-Version, like etcd's.
+X-Server-Version, like etcd's. An https peer URL gets TLS (see tls.py): the peer's certificate must
+come from our trusted CA and name the URL's host, and `--peer-cert-allowed-cn` is checked here too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import ssl
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ import h11
 from .. import ETCD_SERVER_VERSION
 from ..http.wire import encode_batch
 from ..raft.types import Message, MsgType
+from .tls import TlsRefused, TlsSession
 
 log = logging.getLogger("pyetcd.peers")
 QUEUE_MSGS_MAX = 4096
@@ -52,8 +55,12 @@ class LinkStats:
 
 
 class PeerLink:
-    def __init__(self, peer_id: int, urls: list[str], self_id: int, cluster_id_hex: str) -> None:
+    def __init__(self, peer_id: int, urls: list[str], self_id: int, cluster_id_hex: str,
+                 tls_context: ssl.SSLContext | None = None, allowed_cn: str = "") -> None:
         self.peer_id = peer_id
+        self.tls_context = tls_context
+        self.allowed_cn = allowed_cn
+        self.tls: TlsSession | None = None
         self.urls = urls
         self.self_id = self_id
         self.cluster_id_hex = cluster_id_hex
@@ -99,6 +106,9 @@ class PeerLink:
             return None
         self.sock = sock
         self.h11 = h11.Connection(h11.CLIENT)
+        if url.scheme == "https":
+            ctx = self.tls_context or ssl.create_default_context()
+            self.tls = TlsSession(ctx, False, now, server_hostname=url.hostname, allowed_cn=self.allowed_cn)
         self.state = LinkState.CONNECTING
         self.sent_at = now
         return sock
@@ -111,11 +121,27 @@ class PeerLink:
             return False
         self.state = LinkState.READY
         self.backoff_s = BACKOFF_MIN_S
+        if self.tls is not None:
+            self.tls.start()
         return True
+
+    def has_output(self) -> bool:
+        return bool(self.out) or (self.tls is not None and bool(self.tls.wire))
+
+    def wire_bytes(self) -> bytearray:
+        """The bytes to write to the socket (ciphertext on TLS); the caller deletes what it sent."""
+        if self.tls is None:
+            return self.out
+        if self.out:
+            self.tls.send(self.out)
+            self.out.clear()
+        return self.tls.wire
 
     def fail(self, now: float, why: str) -> None:
         if self.state is not LinkState.IDLE:
-            log.debug("peer %x: %s", self.peer_id, why)
+            # A refused certificate is a configuration problem an operator must see; the rest is churn.
+            level = logging.WARNING if why.startswith(("certificate", "TLS", "CommonName")) else logging.DEBUG
+            log.log(level, "peer %x: %s", self.peer_id, why)
         self.close()
         self.unreachable = True
         self.stats.fail += 1
@@ -130,6 +156,7 @@ class PeerLink:
             self.sock.close()
         self.sock = None
         self.h11 = None
+        self.tls = None
         self.out.clear()
         self.state = LinkState.IDLE
 
@@ -167,6 +194,14 @@ class PeerLink:
         except OSError as e:
             self.fail(now, f"recv: {e}")
             return
+        if self.tls is not None and data:
+            try:
+                data = self.tls.receive(data)
+            except TlsRefused as e:
+                self.fail(now, str(e))
+                return
+            if not data:
+                return  # handshake progress only; the loop sends what TLS owes
         try:
             self.h11.receive_data(data)
             while True:
