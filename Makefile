@@ -18,7 +18,8 @@ venv: $(STAMP)
 
 # Debian's etcd 3.4 is the reference the differential tests and benchmarks compare against.
 etcd:
-	@command -v etcd >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client curl; }
+	@command -v etcd >/dev/null 2>&1 && command -v discovery.etcd.io >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client etcd-discovery curl openssl; }
 
 run: $(STAMP)
 	@mkdir -p $(DATA_DIR)

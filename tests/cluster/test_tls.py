@@ -11,19 +11,18 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from pyetcd.ops.certs import CertFiles, create_ca, issue
 
+from tests.support.nodes import Node, wait_for
 from tests.support.servers import PYETCD_BIN, free_port
 
 ALLOWED_CN = "member"
@@ -57,26 +56,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     )
 
 
-@dataclass
-class TlsMember:
-    name: str
-    client_port: int
-    peer_port: int
-    data_dir: Path
-    proc: subprocess.Popen[bytes] | None = None
-    extra: list[str] = field(default_factory=list)
-
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir.parent / f"{self.name}.log"
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-
 def client_ctx(pki: Pki, cert: CertFiles | None) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=str(pki.ca.cert))
     if cert is not None:
@@ -97,22 +76,10 @@ def https(port: int, method: str, path: str, ctx: ssl.SSLContext, body: str | No
         conn.close()
 
 
-def wait_for(pred, timeout_s: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if pred():
-                return True
-        except (OSError, ssl.SSLError, ValueError):
-            pass
-        time.sleep(0.1)
-    return False
-
-
 @pytest.fixture(scope="module")
-def cluster(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[TlsMember]]:
+def cluster(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:
     base = tmp_path_factory.mktemp("tls-cluster")
-    members = [TlsMember(f"m{i}", free_port(), free_port(), base / f"m{i}.etcd") for i in range(1, 4)]
+    members = [Node(f"m{i}", free_port(), free_port(), base / f"m{i}.etcd") for i in range(1, 4)]
     initial = ",".join(f"{m.name}=https://127.0.0.1:{m.peer_port}" for m in members)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
     for m in members:
@@ -136,12 +103,10 @@ def cluster(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list
         yield members
     finally:
         for m in members:
-            if m.proc is not None and m.proc.poll() is None:
-                m.proc.send_signal(signal.SIGKILL)
-                m.proc.wait(10)
+            m.kill()
 
 
-def test_writes_replicate_over_mutual_tls(cluster: list[TlsMember], pki: Pki) -> None:
+def test_writes_replicate_over_mutual_tls(cluster: list[Node], pki: Pki) -> None:
     ctx = client_ctx(pki, pki.client)
     status, body = https(cluster[0].client_port, "PUT", "/v2/keys/tls/a", ctx, body="value=over-tls")
     assert status in (200, 201), body
@@ -154,7 +119,7 @@ def test_writes_replicate_over_mutual_tls(cluster: list[TlsMember], pki: Pki) ->
         sorted(f"https://127.0.0.1:{m.peer_port}" for m in cluster)
 
 
-def test_client_without_certificate_is_refused(cluster: list[TlsMember], pki: Pki) -> None:
+def test_client_without_certificate_is_refused(cluster: list[Node], pki: Pki) -> None:
     with pytest.raises((ssl.SSLError, ConnectionError)):
         https(cluster[0].client_port, "GET", "/v2/keys/tls/a", client_ctx(pki, None))
     assert wait_for(lambda: "rejected client connection" in cluster[0].log(), 5)
@@ -165,7 +130,7 @@ def test_client_without_certificate_is_refused(cluster: list[TlsMember], pki: Pk
     ("expired", "certificate"),
     ("wrong_cn", "CommonName authentication failed"),
 ])
-def test_outsider_certificate_is_refused_on_the_peer_port(cluster: list[TlsMember], pki: Pki, which: str,
+def test_outsider_certificate_is_refused_on_the_peer_port(cluster: list[Node], pki: Pki, which: str,
                                                           reason: str) -> None:
     """Neither a Raft message nor a read of /members gets through; the member's log says why."""
     cert: CertFiles = getattr(pki, which)
@@ -189,7 +154,7 @@ def test_outsider_certificate_is_refused_on_the_peer_port(cluster: list[TlsMembe
     assert any(reason in line for line in refusals[-2:]), refusals[-2:]
 
 
-def test_member_with_outsider_certificate_cannot_reach_the_cluster(cluster: list[TlsMember], pki: Pki,
+def test_member_with_outsider_certificate_cannot_reach_the_cluster(cluster: list[Node], pki: Pki,
                                                                   tmp_path: Path) -> None:
     """A real pyetcd started as a joining member with another CA's certificate gets no member list."""
     client, peer = free_port(), free_port()
@@ -214,7 +179,7 @@ def test_member_with_outsider_certificate_cannot_reach_the_cluster(cluster: list
         proc.wait(10)
 
 
-def test_plain_http_to_tls_port_and_tls_to_plain_port_fail_cleanly(cluster: list[TlsMember], pki: Pki,
+def test_plain_http_to_tls_port_and_tls_to_plain_port_fail_cleanly(cluster: list[Node], pki: Pki,
                                                                      tmp_path: Path) -> None:
     ctx = client_ctx(pki, pki.client)
     # A keep-alive TLS connection open across the bad ones keeps working.
@@ -262,7 +227,7 @@ def _plain_get(port: int, path: str) -> int:
 
 
 @pytest.mark.skipif(shutil.which("etcdctl") is None, reason="Debian's etcd-client is not installed")
-def test_etcdctl_speaks_https_with_client_certificates(cluster: list[TlsMember], pki: Pki) -> None:
+def test_etcdctl_speaks_https_with_client_certificates(cluster: list[Node], pki: Pki) -> None:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("ETCD")}, "ETCDCTL_API": "2"}
     base = ["etcdctl", "--endpoints", f"https://127.0.0.1:{cluster[0].client_port}",
             "--ca-file", str(pki.ca.cert), "--cert-file", str(pki.client.cert), "--key-file", str(pki.client.key)]

@@ -163,25 +163,14 @@ def _discover(cfg: settings_mod.Settings) -> settings_mod.Settings | None:
 def _explain_discovery_failure(cfg: settings_mod.Settings, e: Exception) -> None:
     from ..discovery import join
 
-    durl = cfg.discovery
-    if isinstance(e, join.FullClusterError) and cfg.discovery_fallback == "proxy":
+    assert isinstance(e, join.DiscoveryError)
+    if e.kind is join.Kind.FULL_CLUSTER and cfg.discovery_fallback == "proxy":
         log.error("discovery cluster full, falling back to proxy")
-        log.error("pyetcd has no v2 proxy mode: start it with --discovery-fallback exit, or use a new token "
-                  "(this member stops)")
+        log.error("pyetcd has no v2 proxy mode: this member stops; start it with --discovery-fallback exit "
+                  "or give it a new token")
         return
-    log.error("failed to join discovery cluster (%s)", e)
-    if isinstance(e, join.DuplicateIdError):
-        log.error('member "%s" has previously registered with discovery service token (%s).', cfg.name, durl)
-        log.error("But pyetcd could not find valid cluster configuration in the given data dir (%s).", cfg.data_dir)
-        log.info("Please check the given data dir path if the previous bootstrap succeeded")
-        log.info("or use a new discovery token if the previous bootstrap failed.")
-    elif isinstance(e, join.DuplicateNameError):
-        log.error("member with duplicated name has registered with discovery service token(%s).", durl)
-        log.error("please check (cURL) the discovery token for more information.")
-        log.error("please do not reuse the discovery token and generate a new one to bootstrap the cluster.")
-    else:
-        log.info("discovery token %s was used, but failed to bootstrap the cluster.", durl)
-        log.info("please generate a new discovery token and try to bootstrap again.")
+    for level, line in join.explain(e, durl=cfg.discovery, name=cfg.name, data_dir=str(cfg.data_dir)):
+        log.log(level, "%s", line)
 
 
 def _listeners(cfg: settings_mod.Settings, spec: ClusterSpec) -> list[Listener]:
