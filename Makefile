@@ -6,15 +6,20 @@ STAMP := $(VENV)/.installed
 DATA_DIR ?= data/default.etcd
 PYTEST_ARGS ?=
 
-.PHONY: run test venv etcd lint bench sim clean
+.PHONY: run test venv sysdeps etcd lint bench sim clean
 
-$(STAMP): pyproject.toml
+# systemd-python (a dev extra) builds against libsystemd: install its headers first on a fresh machine.
+$(STAMP): pyproject.toml | sysdeps
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+sysdeps:
+	@pkg-config --exists libsystemd 2>/dev/null && command -v gcc >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libsystemd-dev pkg-config gcc; }
 
 # Debian's etcd 3.4 is the reference the differential tests and benchmarks compare against.
 etcd:

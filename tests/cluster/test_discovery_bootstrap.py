@@ -149,12 +149,16 @@ def test_three_members_bootstrap_from_a_token(backing: tuple[str, Tls | None], t
     try:
         nodes = [fleet.launch(f"d{i}") for i in range(1, 4)]
         assert wait_for(lambda: all(fleet.get(n, "/health")[0] == 200 for n in nodes), 40), fleet.logs()
-        views = []
-        for n in nodes:
-            status, body = fleet.get(n, "/v2/members")
-            assert status == 200
-            views.append(sorted((m["id"], m["name"], tuple(m["peerURLs"])) for m in body["members"]))
-        assert views[0] == views[1] == views[2] and len(views[0]) == 3, views
+        views: list[list[tuple[str, str, tuple[str, ...]]]] = []
+
+        def agreed() -> bool:
+            # Names appear once each member has published its attributes through Raft (as in etcd).
+            views[:] = [sorted((m["id"], m["name"], tuple(m["peerURLs"])) for m in fleet.get(n, "/v2/members")[1]
+                               ["members"]) for n in nodes]
+            return views[0] == views[1] == views[2] and all(name for _, name, _ in views[0])
+
+        assert wait_for(agreed, 10), views
+        assert len(views[0]) == 3
         assert {name for _, name, _ in views[0]} == {"d1", "d2", "d3"}
         status, _ = fleet.put(nodes[0], "/v2/keys/boot", "value=by-token")
         assert status in (200, 201)

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from ..ops import settings as settings_mod
 from ..runtime.loop import EventLoop, Listener
 from ..runtime.member import ClusterSpec, MemberState
+from ..runtime.supervision import Supervisor, setup_logging
 from ..runtime.tls import client_context, server_context
 from ..server.members import Member, cluster_id, member_id
 from ..storage.snap import SnapshotCorrupt
@@ -201,27 +202,30 @@ def main(argv: list[str] | None = None) -> int:
     rc = _subcommand(argv)
     if rc is not None:
         return rc
-    logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = settings_mod.load(argv)
     except settings_mod.SettingsError as e:
         print(f"pyetcd: {e}", file=sys.stderr)
-        return 2
-    logging.getLogger().setLevel(cfg.log_level.upper() if cfg.log_level.upper() in
-                                 ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO")
+        return 1
+    fields = setup_logging(cfg.log_level)
+    fields.name = cfg.name
+    supervisor = Supervisor()
     _raise_fd_limit()
     if cfg.discovery:
-        found = _discover(cfg)
+        with supervisor.keepalive_during(f"discovering the cluster through {cfg.discovery}"):
+            found = _discover(cfg)
         if found is None:
             return 1
         cfg = found
     spec = _cluster_spec(cfg)
     try:
-        cid = _identity(cfg, spec)
-        member = MemberState(spec, cfg.data_dir, cfg.snapshot_count, time.time_ns(), cid)
+        with supervisor.keepalive_during("recovering data" if spec.state_new else "joining the cluster"):
+            cid = _identity(cfg, spec)
+            member = MemberState(spec, cfg.data_dir, cfg.snapshot_count, time.time_ns(), cid)
     except (WalCorrupt, SnapshotCorrupt) as e:
         log.error("cannot recover data in %s: %s", cfg.data_dir, e)
         return 1
+    fields.member = member
     try:
         listeners = _listeners(cfg, spec)
     except ssl.SSLError as e:
@@ -247,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     except ssl.SSLError as e:
         log.error("cannot load peer TLS certificates: %s", e)
         return 1
-    EventLoop(member, listeners, tick_s, request_timeout_s, dial_ctx, cfg.peer_tls.allowed_cn).run()
+    supervisor.status("waiting for a leader")
+    EventLoop(member, listeners, tick_s, request_timeout_s, dial_ctx, cfg.peer_tls.allowed_cn, supervisor).run()
     return 0
 
 

@@ -1,14 +1,16 @@
-"""Daemon settings from etcd's flag names, their ETCD_* environment variables, or a YAML config file.
+"""Daemon settings from etcd's flag names: command-line flags, ETCD_* environment variables, a YAML file.
 
-Precedence as in etcd: a command-line flag beats its environment variable; `--config-file` (YAML with
-etcd's keys) replaces both. Validated once into a frozen Settings.
+Precedence: a flag beats its environment variable, which beats the config file (`--config-file`, keys
+named as the flags, etcd's nested `*-transport-security` sections accepted), which beats the default.
+An unknown key or a bad value stops the start, naming the key and where it came from. Validated once
+into a frozen Settings that remembers each value's source (`pyetcd --print-config`).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,7 +20,9 @@ from ..runtime.tls import TlsFiles
 
 
 class SettingsError(ValueError):
-    pass
+    def __init__(self, message: str, key: str = "") -> None:
+        super().__init__(message)
+        self.key = key  # the setting at fault, when there is one
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,8 @@ class Settings:
     discovery_fallback: str = "proxy"
     discovery_proxy: str = ""
     initial_cluster_explicit: bool = False
+    sources: dict[str, str] = field(default_factory=dict, compare=False)  # setting -> "flag", "env ...", ...
+    values: dict[str, str] = field(default_factory=dict, compare=False)  # the raw effective values
 
 
 # flag -> (default, help). Every flag also reads ETCD_<FLAG_WITH_UNDERSCORES>.
@@ -130,9 +136,9 @@ def _split(text: str) -> tuple[str, ...]:
     return tuple(u.strip() for u in text.split(",") if u.strip())
 
 
-def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
-    environ = dict(os.environ if environ is None else environ)
-    parser = argparse.ArgumentParser(prog="pyetcd", description="etcd v2-compatible key-value store")
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyetcd", description="etcd v2-compatible key-value store. "
+                                     "Subcommands: `pyetcd certs ...`, `pyetcd discovery-service ...`.")
     for flag, (_, help_text) in FLAGS.items():
         if flag in BOOL_FLAGS:  # `--client-cert-auth` alone means true, as with Go's bool flags
             parser.add_argument(f"--{flag}", dest=flag.replace("-", "_"), default=None, help=help_text,
@@ -140,55 +146,103 @@ def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
         else:
             parser.add_argument(f"--{flag}", dest=flag.replace("-", "_"), default=None, help=help_text)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    args = parser.parse_args(argv)
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the effective settings and where each came from, then exit")
+    return parser
+
+
+def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
+    environ = dict(os.environ if environ is None else environ)
+    args = _parser().parse_args(argv)
     if args.version:
         from .. import ETCD_SERVER_VERSION, __version__
 
         print(f"pyetcd Version: {__version__}\netcd API Version: {ETCD_SERVER_VERSION}")
         raise SystemExit(0)
-    values: dict[str, str] = {}
-    explicit_peer = args.listen_peer_urls is not None or "ETCD_LISTEN_PEER_URLS" in environ
-    explicit_cluster = args.initial_cluster is not None or "ETCD_INITIAL_CLUSTER" in environ
-    for flag, (default, _) in FLAGS.items():
-        given = getattr(args, flag.replace("-", "_"))
-        env = environ.get("ETCD_" + flag.upper().replace("-", "_"))
-        values[flag] = given if given is not None else env if env is not None else default
-    if values["config-file"]:
-        values = _from_yaml(Path(values["config-file"]))
-        explicit_peer = values["listen-peer-urls"] != FLAGS["listen-peer-urls"][0]
-        explicit_cluster = bool(values["initial-cluster"])
-    return _validate(values, explicit_peer, explicit_cluster)
+    values = {flag: default for flag, (default, _) in FLAGS.items()}
+    sources = dict.fromkeys(FLAGS, "default")
+    given = {flag: getattr(args, flag.replace("-", "_")) for flag in FLAGS}
+    env = {flag: environ.get(_env_name(flag)) for flag in FLAGS}
+    config_file = given["config-file"] if given["config-file"] is not None else env["config-file"]
+    if config_file:
+        path = Path(config_file)
+        for flag, value in _from_yaml(path).items():
+            values[flag], sources[flag] = value, f"file {path}"
+    for flag in FLAGS:
+        if env[flag] is not None:
+            values[flag], sources[flag] = env[flag], f"env {_env_name(flag)}"
+        if given[flag] is not None:
+            values[flag], sources[flag] = given[flag], f"flag --{flag}"
+    try:
+        cfg = _validate(values, sources["listen-peer-urls"] != "default", sources["initial-cluster"] != "default"
+                        and bool(values["initial-cluster"]))
+    except SettingsError as e:
+        where = sources.get(e.key, "default")
+        raise SettingsError(f"{e} (from {where})" if e.key and where != "default" else str(e), e.key) from None
+    cfg = replace(cfg, sources=sources, values=values)
+    if args.print_config:
+        print(describe(cfg), end="")
+        raise SystemExit(0)
+    return cfg
+
+
+def describe(cfg: Settings) -> str:
+    """The effective settings as YAML a config file could hold, each with its source as a comment."""
+    lines = []
+    for flag in FLAGS:
+        if flag == "config-file":
+            continue
+        value = cfg.values.get(flag, "")
+        rendered = yaml.safe_dump({flag: value}, default_flow_style=True, width=1 << 20).strip()[1:-1]
+        lines.append(f"{rendered}  # {cfg.sources.get(flag, 'default')}")
+    return "\n".join(lines) + "\n"
+
+
+def _env_name(flag: str) -> str:
+    return "ETCD_" + flag.upper().replace("-", "_")
 
 
 def _from_yaml(path: Path) -> dict[str, str]:
+    """The file's settings (only the keys it sets). Unknown keys and unusable values are errors."""
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as e:
         raise SettingsError(f"config file {path}: {e}") from e
     if not isinstance(doc, dict):
-        raise SettingsError(f"config file {path}: expected a mapping")
-    values = {flag: default for flag, (default, _) in FLAGS.items()}
-    for section, keys in _YAML_TLS_SECTIONS.items():
-        sub = doc.pop(section, None)
-        if isinstance(sub, dict):
-            for key, value in sub.items():
-                if key in keys:
-                    doc[keys[key]] = value
+        raise SettingsError(f"config file {path}: expected a mapping of setting names to values")
+    flat: dict[str, object] = {}
     for key, value in doc.items():
-        if key not in FLAGS:
-            continue
-        values[key] = ",".join(map(str, value)) if isinstance(value, list) else str(value).lower() \
-            if isinstance(value, bool) else str(value)
-    return values
+        if key in _YAML_TLS_SECTIONS:
+            if not isinstance(value, dict):
+                raise SettingsError(f"config file {path}: {key} must be a mapping")
+            for sub, sub_value in value.items():
+                if sub not in _YAML_TLS_SECTIONS[key]:
+                    raise SettingsError(f"config file {path}: unknown key {key}.{sub}")
+                flat[_YAML_TLS_SECTIONS[key][sub]] = sub_value
+        elif key in FLAGS and key != "config-file":
+            flat[key] = value
+        else:
+            raise SettingsError(f"config file {path}: unknown key {key!r}")
+    out: dict[str, str] = {}
+    for key, value in flat.items():
+        if isinstance(value, list) and all(isinstance(v, str | int) for v in value):
+            out[key] = ",".join(map(str, value))
+        elif isinstance(value, bool):
+            out[key] = str(value).lower()
+        elif isinstance(value, str | int | float) or value is None:
+            out[key] = "" if value is None else str(value)
+        else:
+            raise SettingsError(f"config file {path}: {key} has an unusable value {value!r}")
+    return out
 
 
 def _int(values: dict[str, str], flag: str, minimum: int) -> int:
     try:
         value = int(values[flag])
     except ValueError:
-        raise SettingsError(f"--{flag}: {values[flag]!r} is not an integer") from None
+        raise SettingsError(f"--{flag}: {values[flag]!r} is not an integer", flag) from None
     if value < minimum:
-        raise SettingsError(f"--{flag} must be at least {minimum}")
+        raise SettingsError(f"--{flag} must be at least {minimum}", flag)
     return value
 
 
@@ -198,7 +252,7 @@ def _bool(values: dict[str, str], flag: str) -> bool:
         return True
     if text in ("false", "0", "f", "no", ""):
         return False
-    raise SettingsError(f"--{flag}: {values[flag]!r} is not a boolean")
+    raise SettingsError(f"--{flag}: {values[flag]!r} is not a boolean", flag)
 
 
 def _tls(values: dict[str, str], prefix: str, listen: tuple[ListenUrl, ...], role: str) -> TlsFiles:
@@ -206,58 +260,71 @@ def _tls(values: dict[str, str], prefix: str, listen: tuple[ListenUrl, ...], rol
                      _bool(values, prefix + "client-cert-auth"),
                      values["peer-cert-allowed-cn"] if prefix else "")
     if bool(files.cert_file) != bool(files.key_file):
-        raise SettingsError(f"--{prefix}cert-file and --{prefix}key-file go together")
+        raise SettingsError(f"--{prefix}cert-file and --{prefix}key-file go together", prefix + "cert-file")
     https = [u for u in listen if u.scheme == "https"]
     if https and not files.cert_file:
         raise SettingsError(f"{role} URL https://{https[0].host}:{https[0].port} needs --{prefix}cert-file "
                             f"and --{prefix}key-file")
     if files.client_cert_auth and not files.trusted_ca_file:
-        raise SettingsError(f"--{prefix}client-cert-auth needs --{prefix}trusted-ca-file")
-    for path in (files.cert_file, files.key_file, files.trusted_ca_file):
+        raise SettingsError(f"--{prefix}client-cert-auth needs --{prefix}trusted-ca-file", prefix + "client-cert-auth")
+    for key, path in (("cert-file", files.cert_file), ("key-file", files.key_file),
+                      ("trusted-ca-file", files.trusted_ca_file)):
         if path and not os.access(path, os.R_OK):
-            raise SettingsError(f"cannot read {path} (given in the {role} TLS flags)")
+            raise SettingsError(f"--{prefix}{key}: cannot read {path}", prefix + key)
     return files
+
+
+def _listen_urls(values: dict[str, str], flag: str) -> tuple[ListenUrl, ...]:
+    try:
+        return tuple(parse_listen_url(u) for u in _split(values[flag]))
+    except SettingsError as e:
+        raise SettingsError(f"--{flag}: {e}", flag) from None
 
 
 def _validate(values: dict[str, str], peer_listen_explicit: bool = False,
               initial_cluster_explicit: bool = False) -> Settings:
     name = values["name"]
-    listen = tuple(parse_listen_url(u) for u in _split(values["listen-client-urls"]))
+    listen = _listen_urls(values, "listen-client-urls")
     if not listen:
-        raise SettingsError("--listen-client-urls is empty")
-    listen_peer = tuple(parse_listen_url(u) for u in _split(values["listen-peer-urls"]))
+        raise SettingsError("--listen-client-urls is empty", "listen-client-urls")
+    listen_peer = _listen_urls(values, "listen-peer-urls")
     discovery = values["discovery"].strip()
     if discovery:
         if initial_cluster_explicit:
-            raise SettingsError("--discovery and --initial-cluster cannot both be set")
+            raise SettingsError("--discovery and --initial-cluster cannot both be set", "discovery")
         parts = urlsplit(discovery)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise SettingsError(f"--discovery {discovery!r} is not an http(s) URL")
+            raise SettingsError(f"--discovery {discovery!r} is not an http(s) URL", "discovery")
     if values["discovery-fallback"] not in ("exit", "proxy"):
-        raise SettingsError("--discovery-fallback must be 'exit' or 'proxy'")
+        raise SettingsError("--discovery-fallback must be 'exit' or 'proxy'", "discovery-fallback")
     if values["discovery-srv"]:
         raise SettingsError("--discovery-srv (DNS SRV bootstrap) is not supported yet; use --discovery "
-                            "or --initial-cluster")
+                            "or --initial-cluster", "discovery-srv")
     peer_urls = _split(values["initial-advertise-peer-urls"])
     state = values["initial-cluster-state"]
     if state not in ("new", "existing"):
-        raise SettingsError("--initial-cluster-state must be 'new' or 'existing'")
-    initial = parse_initial_cluster(values["initial-cluster"] or ",".join(f"{name}={u}" for u in peer_urls))
+        raise SettingsError("--initial-cluster-state must be 'new' or 'existing'", "initial-cluster-state")
+    try:
+        initial = parse_initial_cluster(values["initial-cluster"] or ",".join(f"{name}={u}" for u in peer_urls))
+    except SettingsError as e:
+        raise SettingsError(str(e), "initial-cluster" if values["initial-cluster"] else
+                            "initial-advertise-peer-urls") from None
     owners: dict[str, str] = {}
     for member, urls in initial:
         for url in urls:
             if owners.setdefault(url, member) != member:
-                raise SettingsError(f"--initial-cluster: {url} is given to both {owners[url]} and {member}")
+                raise SettingsError(f"--initial-cluster: {url} is given to both {owners[url]} and {member}",
+                                    "initial-cluster")
     mine = dict(initial).get(name)
     if mine is None:
-        raise SettingsError(f"--initial-cluster has no member named {name!r}")
+        raise SettingsError(f"--initial-cluster has no member named {name!r}", "initial-cluster")
     if sorted(mine) != sorted(peer_urls):
         raise SettingsError(f"--initial-cluster has {name}={','.join(mine)} but --initial-advertise-peer-urls "
                             f"is {','.join(peer_urls)}")
     heartbeat_ms = _int(values, "heartbeat-interval", 1)
     election_ms = _int(values, "election-timeout", 1)
     if election_ms < 5 * heartbeat_ms:
-        raise SettingsError("--election-timeout should be at least 5 times --heartbeat-interval")
+        raise SettingsError("--election-timeout should be at least 5 times --heartbeat-interval", "election-timeout")
     return Settings(
         name=name,
         data_dir=Path(values["data-dir"] or f"{name}.etcd"),

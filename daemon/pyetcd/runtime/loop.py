@@ -33,6 +33,7 @@ from ..store.errors import V2Error
 from ..store.watcher_hub import Watcher
 from .member import MemberState, TurnOutput
 from .peers import LinkState, PeerLink
+from .supervision import Supervisor
 from .tls import HANDSHAKE_TIMEOUT_S, PLAIN_HTTP_ON_TLS_REPLY, PlainHttpOnTls, TlsRefused, TlsSession
 
 log = logging.getLogger("pyetcd.loop")
@@ -106,8 +107,9 @@ class Conn:
 class EventLoop:
     def __init__(self, member: MemberState, listeners: list[Listener], tick_s: float = 0.1,
                  request_timeout_s: float = 7.0, peer_dial_tls: ssl.SSLContext | None = None,
-                 peer_allowed_cn: str = "") -> None:
+                 peer_allowed_cn: str = "", supervisor: Supervisor | None = None) -> None:
         self.member = member
+        self.supervisor = supervisor or Supervisor({})  # sd_notify; a no-op outside systemd
         self.peer_dial_tls = peer_dial_tls  # context for https peer URLs
         self.peer_allowed_cn = peer_allowed_cn
         self.api = ClientApi(member)
@@ -208,12 +210,15 @@ class EventLoop:
         if out.became_leader:
             self.member.leader_start_ns = time.time_ns()
         for p in self.requests.expired(mono):
+            log.warning("request %x timed out (no leader or no quorum)", p.req_id,
+                        extra={"PYETCD_REQUEST_ID": f"{p.req_id:x}"})
             if type(p.waiter) is Conn and not p.waiter.closing:
                 self._reply(p.waiter, self.api.timeout_reply())
         self._pump_links(mono)
         for conn in list(self.dirty):
             self._flush(conn)
         self.dirty.clear()
+        self.supervisor.on_turn(self.member, mono)
         if mono >= self._next_housekeeping:
             self._next_housekeeping = mono + HOUSEKEEPING_S
             self._reap_idle(mono)
@@ -797,6 +802,7 @@ class EventLoop:
                 self._close(conn)
 
     def shutdown(self) -> None:
+        self.supervisor.stopping()
         for lsock in self.listeners:
             self._unregister_quietly(lsock)
             lsock.close()
