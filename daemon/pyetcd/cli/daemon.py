@@ -218,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         cfg = found
     spec = _cluster_spec(cfg)
+    # The data dir holds the cluster's data: private to the service's user, as etcd makes it.
+    cfg.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         with supervisor.keepalive_during("recovering data" if spec.state_new else "joining the cluster"):
             cid = _identity(cfg, spec)
