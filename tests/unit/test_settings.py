@@ -102,3 +102,61 @@ def test_discovered_cluster_is_checked_like_a_given_one() -> None:
         with_initial_cluster(cfg, "a=http://10.0.0.1:2380,b=http://10.0.0.1:2380", durl)
     with pytest.raises(SettingsError, match="does not list a"):
         with_initial_cluster(cfg, "b=http://10.0.0.2:2380,c=http://10.0.0.3:2380", durl)
+
+
+def test_precedence_flag_over_env_over_file_over_default(tmp_path: Path) -> None:
+    conf = tmp_path / "pyetcd.yaml"
+    conf.write_text("name: from-file\nsnapshot-count: 500\nheartbeat-interval: 50\nelection-timeout: 600\n")
+    env = {"ETCD_SNAPSHOT_COUNT": "700", "ETCD_HEARTBEAT_INTERVAL": "60"}
+    cfg = load(["--config-file", str(conf), "--heartbeat-interval", "70"], environ=env)
+    assert cfg.name == "from-file" and cfg.sources["name"] == f"file {conf}"
+    assert cfg.snapshot_count == 700 and cfg.sources["snapshot-count"] == "env ETCD_SNAPSHOT_COUNT"
+    assert cfg.heartbeat_interval_ms == 70 and cfg.sources["heartbeat-interval"] == "flag --heartbeat-interval"
+    assert cfg.election_timeout_ms == 600
+    assert cfg.initial_cluster_state == "new" and cfg.sources["initial-cluster-state"] == "default"
+    # The file may also come from the environment, as etcd's ETCD_CONFIG_FILE.
+    assert load([], environ={"ETCD_CONFIG_FILE": str(conf)}).name == "from-file"
+
+
+def test_unknown_key_and_bad_value_name_the_key_and_the_file(tmp_path: Path) -> None:
+    conf = tmp_path / "pyetcd.yaml"
+    conf.write_text("name: n1\nlisten-client-url: http://127.0.0.1:2379\n")
+    with pytest.raises(SettingsError, match=rf"config file {conf}: unknown key 'listen-client-url'"):
+        load(["--config-file", str(conf)], environ={})
+    conf.write_text("name: n1\nheartbeat-interval: fast\n")
+    with pytest.raises(SettingsError, match=rf"--heartbeat-interval: 'fast' is not an integer \(from file {conf}\)"):
+        load(["--config-file", str(conf)], environ={})
+    conf.write_text("peer-transport-security:\n  cert-fil: x\n")
+    with pytest.raises(SettingsError, match="unknown key peer-transport-security.cert-fil"):
+        load(["--config-file", str(conf)], environ={})
+    conf.write_text("- a list\n")
+    with pytest.raises(SettingsError, match="expected a mapping"):
+        load(["--config-file", str(conf)], environ={})
+    with pytest.raises(SettingsError, match=r"\(from env ETCD_ELECTION_TIMEOUT\)"):
+        load([], environ={"ETCD_ELECTION_TIMEOUT": "soon"})
+
+
+def test_print_config_shows_values_and_sources(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conf = tmp_path / "pyetcd.yaml"
+    conf.write_text("name: n1\nlisten-client-urls: [http://127.0.0.1:2379, http://10.0.0.1:2379]\n")
+    with pytest.raises(SystemExit) as stop:
+        load(["--config-file", str(conf), "--print-config", "--snapshot-count", "42"], environ={})
+    assert stop.value.code == 0
+    out = capsys.readouterr().out.splitlines()
+    assert f"name: n1  # file {conf}" in out
+    assert f"listen-client-urls: 'http://127.0.0.1:2379,http://10.0.0.1:2379'  # file {conf}" in out
+    assert "snapshot-count: '42'  # flag --snapshot-count" in out
+    assert "initial-cluster-state: new  # default" in out
+
+
+def test_daemon_refuses_a_bad_file_with_status_1(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.support.servers import PYETCD_BIN
+
+    conf = tmp_path / "pyetcd.yaml"
+    conf.write_text("name: n1\nbogus: true\n")
+    done = subprocess.run([str(PYETCD_BIN), "--config-file", str(conf)], capture_output=True, text=True, timeout=30,
+                          env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 1
+    assert done.stderr == f"pyetcd: config file {conf}: unknown key 'bogus'\n"
