@@ -403,6 +403,16 @@ def check_active(c: Cluster) -> None:
         wait_for("a leader", lambda: c.leader(c.nodes), 30)
     except TimeoutError as e:
         raise CheckFailed("is-active", f"no leader: {e}") from None
+    # Every unit the package ships, verified where it is installed (the binaries exist there): no output.
+    node = c.nodes[0]
+    units = node.sh("sh", "-c", "ls /lib/systemd/system/pyetcd*.service /lib/systemd/system/pyetcd*.timer "
+                    "2>/dev/null", check=False).stdout.split()
+    if not units:
+        raise CheckFailed("is-active", "no pyetcd units installed")
+    for unit in units:
+        verify = node.sh("systemd-analyze", "verify", unit, check=False)
+        if verify.returncode != 0 or (verify.stdout + verify.stderr).strip():
+            raise CheckFailed("is-active", f"systemd-analyze verify {unit}: {(verify.stdout + verify.stderr)[-300:]}")
 
 
 def check_replication(c: Cluster) -> None:
