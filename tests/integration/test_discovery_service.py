@@ -30,6 +30,7 @@ import pytest
 from pyetcd.discovery import service
 from pyetcd.ops.certs import CertFiles, create_ca, issue
 
+from tests.support.nodes import terminate
 from tests.support.servers import Server, etcd_available, etcd_server, free_port, pyetcd_server
 
 OURS = [sys.executable, "-m", "pyetcd.discovery.service"]
@@ -125,14 +126,7 @@ class Disco:
     def stop(self, sig: int = signal.SIGTERM) -> int | None:
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        rc, self.proc = self.proc.returncode, None
+        rc, self.proc = terminate(self.proc, sig), None
         return rc
 
 

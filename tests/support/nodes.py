@@ -45,3 +45,15 @@ def wait_for(pred: Callable[[], bool], timeout_s: float) -> bool:
             pass
         time.sleep(0.1)
     return False
+
+
+def terminate(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> int:
+    """Send `sig`, wait up to timeout_s, then SIGKILL; the exit status."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
