@@ -25,7 +25,7 @@ import http.client
 import json
 import posixpath
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit
@@ -194,7 +194,8 @@ class KeysClient:
     unless a call passes its own timeout."""
 
     def __init__(self, endpoints: Sequence[str], *, prefix: str = "/v2/keys", ssl_context: ssl.SSLContext | None = None,
-                 timeout: float = DEFAULT_TIMEOUT_S, proxy: str | None = None) -> None:
+                 timeout: float = DEFAULT_TIMEOUT_S, proxy: str | None = None,
+                 on_request: Callable[[str, str, bytes | None], None] | None = None) -> None:
         if isinstance(endpoints, str):
             raise TypeError("endpoints must be a sequence of URLs, not one string")
         if not endpoints:
@@ -205,6 +206,7 @@ class KeysClient:
         self._timeout = timeout
         self._proxy = parse_proxy(proxy) if proxy else None
         self._pinned = 0  # the endpoint that answered last; tried first (Go pins it the same way)
+        self._on_request = on_request  # (method, absolute URL, body) before each send: etcdctl's --debug
 
     @property
     def endpoints(self) -> list[str]:
@@ -253,6 +255,14 @@ class KeysClient:
         """Set only if the key does not exist yet (etcd answers errorCode 105 otherwise)."""
         return self.set(key, value, prev_exist=False, ttl=ttl, dir=dir, timeout=timeout)
 
+    def create_in_order(self, dir_key: str, value: str = "", *, ttl: int | None = None,
+                        timeout: Timeout = DEFAULT) -> Response:
+        """POST: a new key under `dir_key` named after the etcd index (etcd's in-order keys)."""
+        form = {"value": value}
+        if ttl is not None:
+            form["ttl"] = str(ttl)
+        return self._call("POST", dir_key, {}, form, self._timeout if timeout is DEFAULT else timeout)
+
     def delete(self, key: str, *, recursive: bool = False, dir: bool = False, prev_value: str | None = None,
                prev_index: int | None = None, timeout: Timeout = DEFAULT) -> Response:
         query: dict[str, str] = {}
@@ -265,6 +275,27 @@ class KeysClient:
         if recursive:
             query["recursive"] = "true"
         return self._call("DELETE", key, query, None, self._timeout if timeout is DEFAULT else timeout)
+
+    # -- other APIs (members, health) ------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, body: bytes | None = None, content_type: str | None = None,
+                timeout: Timeout = DEFAULT) -> tuple[int, dict[str, str], bytes]:
+        """A raw request to `path` under each endpoint's base path (not under the keys prefix), with the
+        same failover as keys requests; the answer (status, lower-case headers, body) is not interpreted."""
+        errors: list[tuple[str, Exception]] = []
+        count = len(self._endpoints)
+        for k in range(self._pinned, self._pinned + count):
+            ep = self._endpoints[k % count]
+            target = quote(canonical_path(ep.base_path + path), safe=_PATH_SAFE)
+            try:
+                answer = self._exchange(ep, method, target, body, self._timeout if timeout is DEFAULT else timeout,
+                                        content_type)
+            except _EndpointFailed as e:
+                errors.append((str(ep.origin), e.__cause__ if isinstance(e.__cause__, Exception) else e))
+                continue
+            self._pinned = k % count
+            return answer
+        raise ClusterError(errors)
 
     # -- transport ---------------------------------------------------------------------------------
 
@@ -293,13 +324,13 @@ class KeysClient:
             target += "?" + urlencode(sorted(query.items()))  # sorted, as Go's url.Values.Encode
         return target
 
-    def _exchange(self, ep: _Endpoint, method: str, target: str, body: bytes | None,
-                  timeout: float | None) -> tuple[int, dict[str, str], bytes]:
+    def _exchange(self, ep: _Endpoint, method: str, target: str, body: bytes | None, timeout: float | None,
+                  content_type: str | None = FORM_CONTENT_TYPE) -> tuple[int, dict[str, str], bytes]:
         """One endpoint: send, following redirects with the same method and body (Go's client does)."""
         origin = ep.origin
         for _ in range(MAX_REDIRECTS + 1):
             auth = ep.auth if origin == ep.origin else None  # credentials stay with their own host
-            status, headers, data = self._send(origin, method, target, body, auth, timeout)
+            status, headers, data = self._send(origin, method, target, body, auth, timeout, content_type)
             if 300 <= status < 400:
                 location = headers.get("location")
                 if not location:
@@ -317,10 +348,12 @@ class KeysClient:
         raise _EndpointFailed("too many redirects")
 
     def _send(self, origin: _Origin, method: str, target: str, body: bytes | None, auth: str | None,
-              timeout: float | None) -> tuple[int, dict[str, str], bytes]:
+              timeout: float | None, content_type: str | None = FORM_CONTENT_TYPE) -> tuple[int, dict[str, str], bytes]:
         headers: dict[str, str] = {}
-        if body is not None or method == "DELETE":
-            headers["Content-Type"] = FORM_CONTENT_TYPE  # Go sets it on DELETE too
+        if content_type and (body is not None or method == "DELETE"):
+            headers["Content-Type"] = content_type  # Go's keys client sets it on DELETE too
+        if self._on_request is not None:
+            self._on_request(method, f"{origin}{target}", body)
         if auth:
             headers["Authorization"] = auth
         conn = self._connection(origin, timeout)
