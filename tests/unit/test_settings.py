@@ -88,8 +88,10 @@ def test_discovery_and_initial_cluster_exclude_each_other() -> None:
         load(["--discovery", durl], environ={"ETCD_INITIAL_CLUSTER": "default=http://localhost:2380"})
     with pytest.raises(SettingsError, match="'exit' or 'proxy'"):
         load(["--discovery", durl, "--discovery-fallback", "maybe"], environ={})
-    with pytest.raises(SettingsError, match="not supported"):
-        load(["--discovery-srv", "example.com"], environ={})
+    assert load(["--discovery-srv", "example.com.", "--discovery-srv-name", "x"], environ={}).discovery_srv == \
+        "example.com"
+    with pytest.raises(SettingsError, match="cannot be combined"):
+        load(["--discovery-srv", "example.com", "--discovery", durl], environ={})
 
 
 def test_discovered_cluster_is_checked_like_a_given_one() -> None:

@@ -48,7 +48,9 @@ def _raise_fd_limit() -> None:
 def _cluster_spec(cfg: settings_mod.Settings) -> ClusterSpec:
     token = cfg.initial_cluster_token
     initial = [Member(member_id(list(urls), token), name, list(urls), []) for name, urls in cfg.initial_cluster]
-    self_id = member_id(list(cfg.initial_advertise_peer_urls), token)
+    # Our ID comes from our initial-cluster entry, as every other member computes it (with SRV bootstrap
+    # that entry names the SRV target, which may differ from the advertised URL by host name).
+    self_id = member_id(list(dict(cfg.initial_cluster).get(cfg.name, cfg.initial_advertise_peer_urls)), token)
     election_ticks = max(2, round(cfg.election_timeout_ms / cfg.heartbeat_interval_ms))
     return ClusterSpec(cfg.name, self_id, initial, cfg.initial_cluster_state == "new",
                        list(cfg.advertise_client_urls), election_ticks, 1, token)
@@ -161,6 +163,23 @@ def _discover(cfg: settings_mod.Settings) -> settings_mod.Settings | None:
         return None
 
 
+def _discover_srv(cfg: settings_mod.Settings) -> settings_mod.Settings | None:
+    """Bootstrap from DNS SRV records (etcd's --discovery-srv); None: stop (logged)."""
+    from ..discovery import srv
+
+    if _has_data(cfg):
+        return cfg
+    try:
+        resolver = srv.DnsResolver(os.environ.get("PYETCD_DNS_NAMESERVER", ""))
+        initial = srv.srv_initial_cluster(cfg.discovery_srv, cfg.discovery_srv_name, cfg.name,
+                                          cfg.initial_advertise_peer_urls, resolver)
+        log.info("initial cluster from SRV records of %s: %s", cfg.discovery_srv, initial)
+        return settings_mod.with_initial_cluster(cfg, initial, cfg.initial_cluster_token, urls_checked=True)
+    except (srv.SrvError, settings_mod.SettingsError) as e:
+        log.error("cannot bootstrap from DNS SRV records of %s: %s", cfg.discovery_srv, e)
+        return None
+
+
 def _explain_discovery_failure(cfg: settings_mod.Settings, e: Exception) -> None:
     from ..discovery import join
 
@@ -211,9 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     fields.name = cfg.name
     supervisor = Supervisor()
     _raise_fd_limit()
-    if cfg.discovery:
-        with supervisor.keepalive_during(f"discovering the cluster through {cfg.discovery}"):
-            found = _discover(cfg)
+    if cfg.discovery or cfg.discovery_srv:
+        with supervisor.keepalive_during(f"discovering the cluster through {cfg.discovery or cfg.discovery_srv}"):
+            found = _discover(cfg) if cfg.discovery else _discover_srv(cfg)
         if found is None:
             return 1
         cfg = found

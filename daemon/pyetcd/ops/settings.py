@@ -57,6 +57,8 @@ class Settings:
     discovery: str = ""  # token URL; the initial cluster then comes from the token (see discovery/join.py)
     discovery_fallback: str = "proxy"
     discovery_proxy: str = ""
+    discovery_srv: str = ""
+    discovery_srv_name: str = ""
     initial_cluster_explicit: bool = False
     sources: dict[str, str] = field(default_factory=dict, compare=False)  # setting -> "flag", "env ...", ...
     values: dict[str, str] = field(default_factory=dict, compare=False)  # the raw effective values
@@ -93,8 +95,8 @@ FLAGS: dict[str, tuple[str, str]] = {
     "discovery": ("", "discovery token URL used to bootstrap the cluster"),
     "discovery-fallback": ("proxy", "what to do when the token is full: 'exit' or 'proxy' (not supported)"),
     "discovery-proxy": ("", "HTTP proxy for the discovery service"),
-    "discovery-srv": ("", "DNS domain for SRV bootstrap (not supported yet)"),
-    "discovery-srv-name": ("", "suffix of the SRV service name (not supported yet)"),
+    "discovery-srv": ("", "DNS domain whose SRV records (_etcd-server[-ssl]._tcp) list the initial cluster"),
+    "discovery-srv-name": ("", "suffix of the SRV service names (_etcd-server-<name>._tcp)"),
 }
 BOOL_FLAGS = frozenset({"client-cert-auth", "peer-client-cert-auth", "enable-v2"})
 # etcd's YAML nests the TLS settings; these map its keys onto our flags.
@@ -297,9 +299,9 @@ def _validate(values: dict[str, str], peer_listen_explicit: bool = False,
             raise SettingsError(f"--discovery {discovery!r} is not an http(s) URL", "discovery")
     if values["discovery-fallback"] not in ("exit", "proxy"):
         raise SettingsError("--discovery-fallback must be 'exit' or 'proxy'", "discovery-fallback")
-    if values["discovery-srv"]:
-        raise SettingsError("--discovery-srv (DNS SRV bootstrap) is not supported yet; use --discovery "
-                            "or --initial-cluster", "discovery-srv")
+    if values["discovery-srv"] and (discovery or initial_cluster_explicit):
+        raise SettingsError("--discovery-srv cannot be combined with --discovery or --initial-cluster",
+                            "discovery-srv")
     peer_urls = _split(values["initial-advertise-peer-urls"])
     state = values["initial-cluster-state"]
     if state not in ("new", "existing"):
@@ -345,13 +347,16 @@ def _validate(values: dict[str, str], peer_listen_explicit: bool = False,
         discovery=discovery,
         discovery_fallback=values["discovery-fallback"],
         discovery_proxy=values["discovery-proxy"],
+        discovery_srv=values["discovery-srv"].strip().rstrip("."),
+        discovery_srv_name=values["discovery-srv-name"].strip(),
         initial_cluster_explicit=initial_cluster_explicit,
     )
 
 
-def with_initial_cluster(cfg: Settings, text: str, token: str) -> Settings:
+def with_initial_cluster(cfg: Settings, text: str, token: str, urls_checked: bool = False) -> Settings:
     """The settings a discovered cluster gives: `text` as --initial-cluster, `token` (the discovery URL)
-    as the cluster token, state new; checked as a user-given --initial-cluster would be."""
+    as the cluster token, state new; checked as a user-given --initial-cluster would be. `urls_checked`:
+    our entry may name our address differently (an SRV target host name); the caller matched it."""
     initial = parse_initial_cluster(text)
     owners: dict[str, str] = {}
     for member, urls in initial:
@@ -359,6 +364,6 @@ def with_initial_cluster(cfg: Settings, text: str, token: str) -> Settings:
             if owners.setdefault(url, member) != member:
                 raise SettingsError(f"discovery cluster {text} has duplicate url {url}")
     mine = dict(initial).get(cfg.name)
-    if mine is None or sorted(mine) != sorted(cfg.initial_advertise_peer_urls):
+    if mine is None or (not urls_checked and sorted(mine) != sorted(cfg.initial_advertise_peer_urls)):
         raise SettingsError(f"discovery cluster {text} does not list {cfg.name} with its peer URLs")
     return replace(cfg, initial_cluster=initial, initial_cluster_token=token, initial_cluster_state="new")
