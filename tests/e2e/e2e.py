@@ -568,9 +568,57 @@ def check_upgrade(c: Cluster) -> None:
         raise CheckFailed("upgrade", str(e)) from None
 
 
+def check_sched(c: Cluster) -> None:
+    """pyetcd-sched under real systemd: agents (transient services) run units as transient services bound
+    to them; stopping an agent's service stops its units, and the scheduler moves them elsewhere."""
+    ep = "--endpoints=http://127.0.0.1:2379"
+    units = ["e2e-u1", "e2e-u2", "e2e-u3"]
+    for node in c.nodes:
+        node.sh("systemd-run", "--unit=sched-agent", "/usr/bin/pyetcd-sched", "agent", ep, "--runner", "systemd",
+                "--name", node.name, "--ttl", "6")
+    c.nodes[0].sh("systemd-run", "--unit=sched-scheduler", "/usr/bin/pyetcd-sched", "scheduler", ep, "--ttl", "6")
+    for u in units:
+        c.nodes[0].sh("/usr/bin/pyetcd-sched", "submit", u, ep, "--", "sleep", "100000")
+
+    def placed() -> dict[str, str]:
+        out = c.nodes[0].sh("/usr/bin/pyetcd-sched", "ls", ep, "--json").stdout
+        snap = json.loads(out)
+        if any(snap[u]["state"] != "running" for u in units):
+            raise RuntimeError(f"not all running: { {u: snap[u]['state'] for u in units} }")
+        return {u: snap[u]["machine_name"] for u in units}
+
+    def active_where(where: dict[str, str]) -> dict[str, str]:
+        for u, name in where.items():
+            node = next(n for n in c.nodes if n.name == name)
+            state = node.sh("systemctl", "is-active", f"pyetcd-sched-{u}.service", check=False).stdout.strip()
+            if state != "active":
+                raise RuntimeError(f"pyetcd-sched-{u}.service is {state} on {name}")
+        return where
+
+    try:
+        where = wait_for("units running as transient services", lambda: active_where(placed()), 60, 1)
+        victim_name = where[units[0]]
+        victim = next(n for n in c.nodes if n.name == victim_name)
+        moved = [u for u, name in where.items() if name == victim_name]
+        victim.sh("systemctl", "stop", "sched-agent.service")
+        for u in moved:
+            state = victim.sh("systemctl", "is-active", f"pyetcd-sched-{u}.service", check=False).stdout.strip()
+            if state == "active":
+                raise CheckFailed("sched", f"{u} still active on {victim_name} after its agent stopped")
+        after = wait_for("units moved off the stopped agent",
+                         lambda: (w := active_where(placed())) and all(w[u] != victim_name for u in moved) and w,
+                         60, 1)
+        say(f"sched: {', '.join(moved)} moved from {victim_name} to {', '.join(after[u] for u in moved)}")
+    except TimeoutError as e:
+        raise CheckFailed("sched", str(e)) from None
+    finally:
+        for node in c.nodes:
+            node.sh("systemctl", "stop", "sched-agent.service", "sched-scheduler.service", check=False)
+
+
 CHECKS = [("cloud-init", check_cloud_init), ("is-active", check_active), ("replication", check_replication),
           ("journal", check_journal), ("leader-stop", check_leader_stop), ("watchdog", check_watchdog),
-          ("upgrade", check_upgrade)]
+          ("upgrade", check_upgrade), ("sched", check_sched)]
 
 
 def main() -> int:
