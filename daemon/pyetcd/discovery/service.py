@@ -24,392 +24,50 @@ ServeMux path cleaning, gorilla/mux 404/405, http.Error's text bodies). Delibera
 
 from __future__ import annotations
 
-import argparse
-import email.parser
-import email.policy
 import http.client
-import io
 import logging
 import os
-import re
-import secrets
-import select
 import signal
 import socket
 import socketserver
 import ssl
 import sys
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from ..http import forms
-
-log = logging.getLogger("pyetcd.discovery")
-
-DEFAULT_ETCD = "http://127.0.0.1:2379"
-DEFAULT_HOST = "https://discovery.etcd.io"
-DEFAULT_ADDR = ":8087"
-DOCS_URL = "https://etcd.io/docs/v3.4/op-guide/clustering/#etcd-discovery"
-REGISTRY = "/v2/keys/_etcd/registry"
-DEFAULT_SIZE = 3
-
-CONNECT_TIMEOUT_S = 5.0     # dialling a backing member; a dead one is skipped after this
-RESPONSE_TIMEOUT_S = 30.0   # non-watch proxied requests (a watch has no limit, as in the original)
-IDLE_TIMEOUT_S = 300.0      # a client connection silent this long (between requests) is closed
-HANDSHAKE_TIMEOUT_S = 10.0  # a TLS client must finish its handshake within this
-MAX_CONNECTIONS = 4096      # one thread each; beyond this new connections are closed at once
-MAX_BODY_BYTES = 16 << 20   # request bodies are buffered whole (they are forwarded, maybe twice)
-MAX_REDIRECTS = 10          # 307 leader redirects followed for PUT/DELETE (11 attempts in all)
-
-TOKEN_RE = re.compile(r"[a-f0-9]{32}")
-_METHOD_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_CHUNK_SIZE_RE = re.compile(rb"[0-9A-Fa-f]{1,15}")
-_FOLD_RE = re.compile(r"\r?\n[ \t]*")
-TEXT_CT = "text/plain; charset=utf-8"
-HTML_CT = "text/html; charset=utf-8"
-_NOSNIFF = ("X-Content-Type-Options", "nosniff")
-_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
-                         "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"})
-_NOT_FORWARDED = _HOP_BY_HOP | {"host", "content-length", "expect"}
-_NOT_RELAYED = _HOP_BY_HOP | {"content-length"}
-
-
-# ---- settings ----------------------------------------------------------------------------------
-
-class ConfigError(Exception):
-    """A setting that cannot work; main() prints it and exits 2 (as Go's flag errors do)."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    etcd: tuple[str, ...]          # backing endpoints, scheme://host[:port] each
-    host: str                      # prefix written into token URLs
-    addr: str                      # listen address, Go style ("[host]:port")
-    etcd_ca_file: str | None = None
-    etcd_cert_file: str | None = None
-    etcd_key_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    etcd_timeout_s: float = 1.0    # per request of /new and /health (the original's 1 s header timeout)
-    log_level: str = "info"
-
-
-# (flag, env var, metavar, help); a flag beats its variable, as viper does for DISC_*.
-_OPTIONS: tuple[tuple[str, str, str, str], ...] = (
-    ("etcd", "DISC_ETCD", "URL[,URL...]", f"backing etcd v2 endpoints, failed over in turn (default {DEFAULT_ETCD})"),
-    ("host", "DISC_HOST", "URL", f"prefix of the token URLs handed out (default {DEFAULT_HOST})"),
-    ("addr", "DISC_ADDR", "[HOST]:PORT", f"listen address (default {DEFAULT_ADDR})"),
-    ("etcd-ca-file", "DISC_ETCD_CA_FILE", "FILE", "CA bundle to verify https backing endpoints"),
-    ("etcd-cert-file", "DISC_ETCD_CERT_FILE", "FILE", "client certificate for the backing endpoints"),
-    ("etcd-key-file", "DISC_ETCD_KEY_FILE", "FILE", "key of --etcd-cert-file"),
-    ("cert-file", "DISC_CERT_FILE", "FILE", "serve https with this certificate"),
-    ("key-file", "DISC_KEY_FILE", "FILE", "key of --cert-file"),
-    ("etcd-timeout", "DISC_ETCD_TIMEOUT", "SECONDS", "per backing request of /new and /health (default 1)"),
-    ("log-level", "DISC_LOG_LEVEL", "LEVEL", "debug (a line per request), info, warning or error (default info)"),
+from .backing import Backing, BackingError, ClientGone, SocketShim, WatchfulReader, backing_tls
+from .gocompat import ascii_query, go_atoi, html_escape, multipart_fields, quote_path
+from .service_settings import (
+    _CHUNK_SIZE_RE,
+    _FOLD_RE,
+    _METHOD_RE,
+    _NOSNIFF,
+    _NOT_FORWARDED,
+    _NOT_RELAYED,
+    CONNECT_TIMEOUT_S,
+    DEFAULT_HOST,
+    DEFAULT_SIZE,
+    DOCS_URL,
+    HANDSHAKE_TIMEOUT_S,
+    HTML_CT,
+    IDLE_TIMEOUT_S,
+    MAX_BODY_BYTES,
+    MAX_CONNECTIONS,
+    MAX_REDIRECTS,
+    REGISTRY,
+    RESPONSE_TIMEOUT_S,
+    TEXT_CT,
+    TOKEN_RE,
+    ConfigError,
+    Settings,
+    log,
+    parse_addr,
+    parse_settings,
 )
-_SHORT = {"etcd": "-e", "host": "-h", "addr": "-a"}  # the original's pflag shorthands (-h is --host!)
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pyetcd discovery-service", add_help=False,
-                                description="A discovery.etcd.io-compatible token service backed by etcd v2. "
-                                            "Every flag can also be given as the environment variable shown.")
-    p.add_argument("--help", action="help", help="show this help and exit")
-    for name, env, metavar, text in _OPTIONS:
-        flags = [f"--{name}"] + ([_SHORT[name]] if name in _SHORT else [])
-        p.add_argument(*flags, dest=name.replace("-", "_"), metavar=metavar, help=f"{text} [{env}]")
-    return p
-
-
-def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
-    """Flags, then DISC_* variables, then defaults. argparse exits (SystemExit) on unknown flags."""
-    ns = _parser().parse_args(list(argv))
-
-    def get(name: str, env: str) -> str | None:
-        value = getattr(ns, name.replace("-", "_"))
-        return value if value is not None else environ.get(env) or None
-
-    values = {name: get(name, env) for name, env, _, _ in _OPTIONS}
-    endpoints = tuple(host_only_url(u) for u in (values["etcd"] or DEFAULT_ETCD).split(",") if u.strip())
-    if not endpoints:
-        raise ConfigError("--etcd: no endpoint given")
-    addr = values["addr"] or DEFAULT_ADDR
-    parse_addr(addr)
-    for cert, key in (("cert-file", "key-file"), ("etcd-cert-file", "etcd-key-file")):
-        if bool(values[cert]) != bool(values[key]):
-            raise ConfigError(f"--{cert} and --{key} go together")
-    try:
-        timeout = float(values["etcd-timeout"] or 1.0)
-    except ValueError:
-        raise ConfigError(f"--etcd-timeout: not a number: {values['etcd-timeout']!r}") from None
-    if not 0 < timeout < 3600:
-        raise ConfigError("--etcd-timeout must be between 0 and 3600 seconds")
-    level = (values["log-level"] or "info").lower()
-    if level not in ("debug", "info", "warning", "warn", "error"):
-        raise ConfigError(f"--log-level: unknown level {level!r}")
-    return Settings(etcd=endpoints, host=values["host"] if values["host"] is not None else DEFAULT_HOST,
-                    addr=addr, etcd_ca_file=values["etcd-ca-file"], etcd_cert_file=values["etcd-cert-file"],
-                    etcd_key_file=values["etcd-key-file"], cert_file=values["cert-file"],
-                    key_file=values["key-file"], etcd_timeout_s=timeout, log_level=level)
-
-
-def host_only_url(text: str) -> str:
-    """scheme://host[:port] of a backing URL. Like the original's mustHostOnlyURL it refuses a query,
-    a fragment or a missing host; unlike it, it also refuses a path instead of dropping it silently."""
-    text = text.strip()
-    try:
-        u = urlsplit(text)
-        u.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as e:
-        raise ConfigError(f"--etcd: invalid url {text!r}: {e}") from None
-    if u.scheme not in ("http", "https"):
-        raise ConfigError(f"--etcd: expected an http or https url, got {text!r}")
-    if u.query:
-        raise ConfigError(f"--etcd: expected url without query (?{u.query})")
-    if u.fragment:
-        raise ConfigError(f"--etcd: expected url without fragment ({u.fragment})")
-    if not u.hostname:
-        raise ConfigError(f"--etcd: expected hostname (none given) in {text!r}")
-    if u.path not in ("", "/"):
-        raise ConfigError(f"--etcd: expected url without path ({u.path})")
-    return f"{u.scheme}://{u.netloc}"
-
-
-def parse_addr(addr: str) -> tuple[str, int]:
-    """Go's "host:port" listen address: ":8087" (every interface), "127.0.0.1:8087", "[::1]:8087"."""
-    host, sep, port_text = addr.rpartition(":")
-    if not sep or not port_text.isdigit() or int(port_text) > 65535:
-        raise ConfigError(f"--addr: expected [host]:port, got {addr!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port_text)
-
-
-# ---- Go-compatible bits ------------------------------------------------------------------------
-
-def go_atoi(text: str) -> int:
-    """strconv.Atoi for a 64-bit int; ValueError carries Go's message (shown to /new callers)."""
-    def fail(why: str) -> ValueError:
-        return ValueError(f"strconv.Atoi: parsing {forms.go_quote(text)}: {why}")
-
-    digits = text[1:] if text[:1] in ("+", "-") else text
-    if not digits:
-        raise fail("invalid syntax")
-    value = 0
-    for ch in digits:
-        if not "0" <= ch <= "9":
-            raise fail("invalid syntax")
-        value = value * 10 + ord(ch) - 48
-        if value >= 1 << 64:  # Go stops at the first overflowing digit, before any later bad byte
-            raise fail("value out of range")
-    negative = text[0] == "-"
-    if value > (1 << 63) - (0 if negative else 1):
-        raise fail("value out of range")
-    return -value if negative else value
-
-
-def _quote_path(path: str) -> str:
-    """net/url's path escaping (what the original's url.URL.String() sends)."""
-    return quote(path, safe="/$&+,:;=@", errors="surrogateescape")
-
-
-def _ascii_query(raw_query: str) -> str:
-    """Raw bytes >= 0x80 as %XX: same values once decoded, and http.client only sends ASCII."""
-    return "".join(c if ord(c) < 0x80 else f"%{ord(c):02X}" for c in raw_query)
-
-
-def _html_escape(text: str) -> str:
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&#34;").replace("'", "&#39;"))
-
-
-def _multipart_fields(content_type: str, body: bytes) -> dict[str, str]:
-    """Non-file fields of a multipart/form-data body (Go's ParseMultipartForm), first value wins."""
-    try:
-        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n" + body)
-        if not msg.is_multipart():
-            return {}
-        out: dict[str, str] = {}
-        for part in msg.iter_parts():  # type: ignore[attr-defined]
-            name = part.get_param("name", header="content-disposition")
-            if isinstance(name, str) and part.get_filename() is None and name not in out:
-                payload = part.get_payload(decode=True)
-                out[name] = payload.decode("utf-8", "surrogateescape") if isinstance(payload, bytes) else ""
-        return out
-    except Exception:  # a malformed body is simply "no fields", as Go ignores the parse error
-        return {}
-
-
-# ---- the backing keyspace ----------------------------------------------------------------------
-
-class BackingError(Exception):
-    """No backing endpoint gave a usable answer."""
-
-
-class Backing:
-    """The backing endpoints: which one to try first, TLS, and small requests with failover.
-
-    Invariant: `_preferred` indexes `_endpoints`. Connection-level failures (and 5xx answers) move
-    the preference on to the next endpoint, so a dead member costs one failed dial, not one per
-    request.
-    """
-
-    def __init__(self, endpoints: Sequence[str], tls: ssl.SSLContext | None, timeout_s: float) -> None:
-        self._endpoints = list(endpoints)
-        self._preferred = 0
-        self._lock = threading.Lock()
-        self.tls = tls
-        self.timeout_s = timeout_s
-
-    @property
-    def endpoints(self) -> list[str]:
-        with self._lock:
-            return list(self._endpoints)
-
-    def rotation(self) -> list[str]:
-        """Every endpoint once, the preferred one first."""
-        with self._lock:
-            i = self._preferred
-            return self._endpoints[i:] + self._endpoints[:i]
-
-    def demote(self, endpoint: str) -> None:
-        with self._lock:
-            if self._endpoints[self._preferred] == endpoint:
-                self._preferred = (self._preferred + 1) % len(self._endpoints)
-
-    def promote(self, endpoint: str) -> None:
-        """A 307 named the leader: prefer it from now on (the original remembers it too)."""
-        with self._lock:
-            if endpoint not in self._endpoints:
-                self._endpoints.append(endpoint)
-            self._preferred = self._endpoints.index(endpoint)
-
-    def connection(self, endpoint: str, timeout_s: float) -> http.client.HTTPConnection:
-        u = urlsplit(endpoint)
-        host = u.hostname or "127.0.0.1"
-        if u.scheme == "https":
-            return http.client.HTTPSConnection(host, u.port or 443, timeout=timeout_s,
-                                               context=self.tls or ssl.create_default_context())
-        return http.client.HTTPConnection(host, u.port or 80, timeout=timeout_s)
-
-    def call(self, method: str, target: str, form: dict[str, str] | None = None) -> tuple[int, bytes]:
-        """One small request (etcd's Go client style: form body), failing over across endpoints."""
-        body = urlencode(form).encode() if form is not None else None
-        headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        errors: list[str] = []
-        for endpoint in self.rotation():
-            conn = self.connection(endpoint, self.timeout_s)
-            try:
-                conn.request(method, target, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-            except (OSError, http.client.HTTPException) as e:
-                errors.append(f"{endpoint}: {e or type(e).__name__}")
-                self.demote(endpoint)
-                continue
-            finally:
-                conn.close()
-            if resp.status >= 500:
-                errors.append(f"{endpoint}: {resp.status} {data[:200]!r}")
-                self.demote(endpoint)
-                continue
-            return resp.status, data
-        raise BackingError("; ".join(errors) or "no endpoint")
-
-    def create_token(self, size: int) -> str:
-        """A fresh token whose size key was created (prevExist=false, so never two with one name)."""
-        token = secrets.token_hex(16)
-        status, data = self.call("PUT", f"{REGISTRY}/{token}/_config/size?prevExist=false",
-                                 {"value": str(size)})
-        if not 200 <= status < 300:
-            raise BackingError(f"creating the size key gave {status}: {data[:200]!r}")
-        return token
-
-    def delete_token(self, token: str) -> None:
-        status, data = self.call("DELETE", f"{REGISTRY}/{token}?recursive=true")
-        if not 200 <= status < 300:
-            raise BackingError(f"deleting the token gave {status}: {data[:200]!r}")
-
-
-def backing_tls(settings: Settings) -> ssl.SSLContext | None:
-    if not any(u.startswith("https:") for u in settings.etcd) and not settings.etcd_ca_file:
-        return None
-    ctx = ssl.create_default_context(cafile=settings.etcd_ca_file)
-    if settings.etcd_cert_file:
-        ctx.load_cert_chain(settings.etcd_cert_file, settings.etcd_key_file)
-    return ctx
-
-
-# ---- reading a backing response while watching the client --------------------------------------
-
-class _ClientGone(Exception):
-    """The client hung up while its request waited on the backing: abandon the request."""
-
-
-class _WatchfulReader(io.RawIOBase):
-    """Raw reads from the backing socket that wait in poll() on both sockets, so a long-poll whose
-    client went away is dropped (closing the backing connection cancels the backing's watch)
-    instead of pinning a thread until the next event. `timeout_s` None waits for ever."""
-
-    def __init__(self, sock: socket.socket, client: socket.socket | None, timeout_s: float | None) -> None:
-        super().__init__()
-        self._sock = sock
-        self._fd = sock.fileno()
-        self._client = client
-        self._timeout_ms = None if timeout_s is None else int(timeout_s * 1000)
-        self._poll = select.poll()
-        self._poll.register(self._fd, select.POLLIN | select.POLLPRI)
-        if client is not None:
-            self._poll.register(client.fileno(), select.POLLIN | select.POLLPRI)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
-        while True:
-            if isinstance(self._sock, ssl.SSLSocket) and self._sock.pending():
-                return self._sock.recv_into(buf)
-            events = self._poll.poll(self._timeout_ms)
-            if not events:
-                raise TimeoutError("the backing etcd did not answer in time")
-            if any(fd != self._fd for fd, _ in events):
-                self._check_client()
-            if any(fd == self._fd for fd, _ in events):
-                try:
-                    return self._sock.recv_into(buf)
-                except (ssl.SSLWantReadError, BlockingIOError):
-                    continue
-
-    def _check_client(self) -> None:
-        assert self._client is not None
-        try:
-            # Peek at the raw TCP stream (bypassing TLS, if any): EOF means the client is gone.
-            data = socket.socket.recv(self._client, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            raise _ClientGone() from None
-        if not data:
-            raise _ClientGone()
-        # Bytes (a pipelined request, a TLS record): cannot tell more, so stop watching.
-        self._poll.unregister(self._client.fileno())
-        self._client = None
-
-
-class _SocketShim:
-    """What http.client.HTTPResponse needs from a socket: makefile()."""
-
-    def __init__(self, raw: io.RawIOBase) -> None:
-        self._raw = raw
-
-    def makefile(self, mode: str, *args: object, **kwargs: object) -> io.BufferedReader:
-        return io.BufferedReader(self._raw, 65536)
-
 
 # ---- metrics -----------------------------------------------------------------------------------
 
@@ -523,7 +181,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_error(400)
         cleaned = forms.clean_path(path)
         if cleaned != path:  # Go's ServeMux: 301 to the clean path, query kept
-            return self._redirect(_quote_path(cleaned) + ("?" + raw_query if raw_query else ""))
+            return self._redirect(quote_path(cleaned) + ("?" + raw_query if raw_query else ""))
         method = self.command
         if path == "/metrics":
             return self._respond(200, self.server.counters.render(),
@@ -622,7 +280,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.command in ("GET", "HEAD"):
             headers.insert(0, ("Content-Type", HTML_CT))
         if self.command == "GET":
-            body = f'<a href="{_html_escape(location)}">Moved Permanently</a>.\n\n'.encode()
+            body = f'<a href="{html_escape(location)}">Moved Permanently</a>.\n\n'.encode()
         self._respond(301, body, headers)
 
     # ---- /new and /health ----------------------------------------------------------------------
@@ -636,7 +294,7 @@ class Handler(BaseHTTPRequestHandler):
             forms.parse_query(body.decode("utf-8", "surrogateescape"), values)
         forms.parse_query(raw_query, values)
         if "size" not in values and content_type.lower().lstrip().startswith("multipart/form-data"):
-            values.update(_multipart_fields(content_type, body))
+            values.update(multipart_fields(content_type, body))
         size = DEFAULT_SIZE
         if values.get("size"):
             try:
@@ -687,7 +345,7 @@ class Handler(BaseHTTPRequestHandler):
         a retried prevExist=false create would then wrongly report the member as a duplicate.
         """
         method = self.command
-        target = REGISTRY + _quote_path(key_path) + ("?" + _ascii_query(raw_query) if raw_query else "")
+        target = REGISTRY + quote_path(key_path) + ("?" + ascii_query(raw_query) if raw_query else "")
         query: dict[str, str] = {}
         forms.parse_query(raw_query, query)
         wait = forms.parse_bool(query.get("wait", "")) is True
@@ -714,12 +372,12 @@ class Handler(BaseHTTPRequestHandler):
                 i += 1
                 continue
             assert conn.sock is not None
-            reader = _WatchfulReader(conn.sock, self.connection if wait else None,
+            reader = WatchfulReader(conn.sock, self.connection if wait else None,
                                      None if wait else RESPONSE_TIMEOUT_S)
-            resp = http.client.HTTPResponse(_SocketShim(reader), method=method)  # type: ignore[arg-type]
+            resp = http.client.HTTPResponse(SocketShim(reader), method=method)  # type: ignore[arg-type]
             try:
                 resp.begin()
-            except _ClientGone:
+            except ClientGone:
                 conn.close()
                 self.close_connection = True
                 log.debug("%s: client left while waiting on %s", self.address_string(), target)
@@ -784,7 +442,7 @@ class Handler(BaseHTTPRequestHandler):
         while True:
             try:
                 data = resp.read1(65536)
-            except _ClientGone:
+            except ClientGone:
                 self.close_connection = True
                 log.debug("%s: client left while waiting on %s", self.address_string(), self.path)
                 return
@@ -922,3 +580,4 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
