@@ -24,6 +24,7 @@ from ..runtime.member import ClusterSpec, MemberState
 from ..runtime.supervision import Supervisor, setup_logging
 from ..runtime.tls import client_context, server_context
 from ..server.members import Member, cluster_id, member_id
+from ..storage.identity import read_identity, write_identity
 from ..storage.snap import SnapshotCorrupt
 from ..storage.wal import WalCorrupt
 
@@ -68,11 +69,10 @@ def _identity(cfg: settings_mod.Settings, spec: ClusterSpec) -> int:
     New cluster: ids from the initial members, as etcd computes them. Joining (`existing`): a running
     member's GET /members tells the cluster id (header) and our id (the member with our peer URLs,
     added earlier by POST /v2/members). Both are kept in the data dir so restarts need nobody."""
-    path = cfg.data_dir / "member" / "identity"
-    if path.exists():
-        cid_hex, self_hex = path.read_text().split()
-        spec.self_id = int(self_hex, 16)
-        return int(cid_hex, 16)
+    known = read_identity(cfg.data_dir)
+    if known is not None:
+        cid, spec.self_id = known
+        return cid
     if spec.state_new:
         cid = cluster_id([m.id for m in spec.initial])
     else:
@@ -84,13 +84,7 @@ def _identity(cfg: settings_mod.Settings, spec: ClusterSpec) -> int:
                              "add it first (POST /v2/members)")
         spec.self_id = me[0].id
         spec.initial = members
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as f:
-        f.write(f"{cid:x} {spec.self_id:x}\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, path)
+    write_identity(cfg.data_dir, cid, spec.self_id)
     return cid
 
 

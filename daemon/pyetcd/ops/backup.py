@@ -19,7 +19,6 @@ The backup dir's snap and WAL dirs must be empty (etcdctl's rule).
 
 from __future__ import annotations
 
-import os
 import secrets
 import struct
 import zlib
@@ -33,6 +32,7 @@ from ..server.members import Member, MemberRegistry, cluster_id, id_hex
 from ..server.node import ServerNode
 from ..server.requests import MEMBER_ATTRS, Request
 from ..storage import snap, wal_codec
+from ..storage.identity import identity_path, read_identity, write_identity
 from ..storage.snap import SnapDir
 from ..storage.snap import Snapshot as SnapFile
 from ..storage.wal import Wal
@@ -165,31 +165,18 @@ def backup(data_dir: Path, backup_dir: Path, *, wal_dir: Path | None = None, bac
     wal, _ = Wal.open(dest_wal, commit + 1)
     wal.append(wal_codec.encode_hard_state(term, 0, commit))
     wal.close()
-    _write_identity(backup_dir / "member" / "identity", new_cluster, new_id)
+    write_identity(backup_dir, new_cluster, new_id)
     return BackupResult(new_id, new_cluster, commit, term, node.store.index)
 
 
 def _local_member(data_dir: Path, members: MemberRegistry) -> Member:
     """The member whose data dir this is (member/identity names it); a lone member otherwise."""
-    identity = data_dir / "member" / "identity"
-    if identity.exists():
-        try:
-            self_id = int(identity.read_text().split()[1], 16)
-        except (IndexError, ValueError) as e:
-            raise BackupError(f"{identity}: unreadable") from e
-        if self_id in members.by_id:
-            return members.by_id[self_id]
+    try:
+        known = read_identity(data_dir)
+    except ValueError as e:
+        raise BackupError(f"{identity_path(data_dir)}: unreadable") from e
+    if known is not None and known[1] in members.by_id:
+        return members.by_id[known[1]]
     if len(members.by_id) == 1:
         return next(iter(members.by_id.values()))
     raise BackupError(f"{data_dir}: cannot tell which of the {len(members.by_id)} members this data dir belongs to")
-
-
-def _write_identity(path: Path, cid: int, self_id: int) -> None:
-    """The daemon's member/identity file: "<cluster id hex> <member id hex>"."""
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as f:
-        f.write(f"{cid:x} {self_id:x}\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, path)
-    snap.fsync_dir(path.parent)
