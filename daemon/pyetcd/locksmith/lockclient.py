@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from ..client.v2 import ClientError, EtcdError, KeysClient, RequestTimeout
+from ..runtime.tls import TlsFiles, client_context
 from .semaphore import Semaphore, semaphore_key
 
 DEFAULT_ENDPOINTS = ("http://127.0.0.1:2379", "http://127.0.0.1:4001")
@@ -40,10 +41,7 @@ class Connection:
             return None
         if bool(self.certfile) != bool(self.keyfile):
             raise ValueError("-etcd-certfile and -etcd-keyfile must be given together")
-        ctx = ssl.create_default_context(cafile=self.cafile or None)
-        if self.certfile:
-            ctx.load_cert_chain(self.certfile, self.keyfile)
-        return ctx
+        return client_context(TlsFiles(self.certfile, self.keyfile, self.cafile))
 
     def urls(self) -> list[str]:
         """Endpoints with the basic-auth credentials embedded (KeysClient reads them from the URL)."""

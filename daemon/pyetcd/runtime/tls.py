@@ -63,7 +63,7 @@ def client_context(files: TlsFiles) -> ssl.SSLContext:
     else:
         ctx.load_default_certs()
     if files.cert_file:
-        ctx.load_cert_chain(files.cert_file, files.key_file)
+        ctx.load_cert_chain(files.cert_file, files.key_file or None)  # no key file: it is in the cert's PEM
     return ctx
 
 

@@ -27,6 +27,7 @@ from types import FrameType
 from typing import Any
 
 from ..client.v2 import ClientError, EtcdError
+from ..runtime.tls import TlsFiles, client_context
 from .agent import Agent, AgentConfig
 from .kv import KEY_NOT_FOUND, KV, NODE_EXISTS
 from .layout import (
@@ -101,9 +102,7 @@ def _parser() -> argparse.ArgumentParser:
 def _kv(args: argparse.Namespace) -> KV:
     ctx: ssl.SSLContext | None = None
     if args.cacert or args.cert:
-        ctx = ssl.create_default_context(cafile=args.cacert or None)
-        if args.cert:
-            ctx.load_cert_chain(args.cert, args.key or None)
+        ctx = client_context(TlsFiles(args.cert or "", args.key or "", args.cacert or ""))
     return KV([e.strip() for e in args.endpoints.split(",") if e.strip()], ssl_context=ctx, timeout=args.timeout)
 
 
