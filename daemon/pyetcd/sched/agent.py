@@ -32,7 +32,7 @@ from ..client.v2 import ClientError, EtcdError
 from .kv import CONFLICTS, KEY_NOT_FOUND, KV
 from .layout import Assignment, Layout, MachineInfo, Status, UnitSpec, check_name
 from .lease import Lease, LeaseLost
-from .mirror import Mirror, StaleRead
+from .mirror import Mirror
 from .runner import Runner, RunnerError
 
 log = logging.getLogger("pyetcd.sched.agent")
@@ -406,14 +406,7 @@ class Agent:
             deadlines.append(self.fence_deadline())
         deadlines += [u.start_at for u in self.units.values() if u.start_at is not None]
         wait = max(0.02, min(deadlines) - now)
-        try:
-            self.mirror.poll(wait, io_timeout=self.io_timeout())
-        except StaleRead as e:
-            log.info("%s", e)
-            self.sleep(min(wait, 0.1))
-        except ClientError as e:
-            self._warn(f"watch failed: {e}")
-            self.sleep(min(wait, 0.2))
+        self.mirror.poll_or_pause(wait, self.io_timeout(), self._warn, self.sleep)
 
     def _warn(self, text: str) -> None:
         if text != self._last_error:

@@ -18,10 +18,11 @@ Theory of operation:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..client.v2 import EtcdError, RequestTimeout
+from ..client.v2 import ClientError, EtcdError, RequestTimeout
 from .kv import EVENT_INDEX_CLEARED, KEY_NOT_FOUND, KV, leaves
 
 log = logging.getLogger("pyetcd.sched.mirror")
@@ -74,6 +75,21 @@ class Mirror:
         self.entries = entries
         self.index = index
         self.synced = True
+
+    def poll_or_pause(self, wait_s: float, io_timeout: float, warn: Callable[[str], None],
+                      sleep: Callable[[float], None]) -> bool:
+        """A role's wait step: one poll; after a stale read or a failed request, a short pause instead
+        (the role's loop tries again). False only when the store could not be reached."""
+        try:
+            self.poll(wait_s, io_timeout=io_timeout)
+        except StaleRead as e:
+            log.info("%s", e)
+            sleep(min(wait_s, 0.1))
+        except ClientError as e:
+            warn(f"watch failed: {e}")
+            sleep(min(wait_s, 0.2))
+            return False
+        return True
 
     def poll(self, wait_s: float, io_timeout: float = 5.0) -> bool:
         """Apply the next event (or do the pending full read); False if nothing came within `wait_s`.

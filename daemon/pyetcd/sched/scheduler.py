@@ -26,7 +26,7 @@ from ..client.v2 import ClientError, EtcdError
 from .kv import CONFLICTS, KV, modified_index
 from .layout import Layout
 from .lease import Lease, LeaseLost
-from .mirror import Mirror, StaleRead
+from .mirror import Mirror
 from .placement import Action, Assign, Drop, MarkStop, Move, View, plan
 
 log = logging.getLogger("pyetcd.sched.scheduler")
@@ -154,14 +154,7 @@ class Scheduler:
 
     def _wait(self, now: float) -> None:
         wait = max(0.02, min(self.config.poll_s, self.next_lease_op - now))
-        try:
-            self.mirror.poll(wait, io_timeout=self.config.io_timeout_s)
-        except StaleRead as e:
-            log.info("%s", e)
-            self.sleep(min(wait, 0.1))
-        except ClientError as e:
-            self._warn(f"watch failed: {e}")
-            self.sleep(min(wait, 0.2))
+        if not self.mirror.poll_or_pause(wait, self.config.io_timeout_s, self._warn, self.sleep):
             return
         if self._last_error and self.mirror.synced:
             self._last_error = ""
