@@ -64,6 +64,7 @@ class Supervisor:
         self._next_ping = 0.0
         self.ready = False
         self._status = ""
+        self._view: tuple[int, int, bool, int] | None = None  # what the last STATUS described
 
     def _send(self, state: str) -> None:
         if self._sender is not None:
@@ -95,6 +96,10 @@ class Supervisor:
         if not self.enabled:
             return
         lead = member.leader_id
+        view = (lead, member.term, member.is_leader, len(member.members.by_id))
+        if view == self._view:
+            return  # nothing to say: the loop turns thousands of times a second under load
+        self._view = view
         if member.is_leader:
             text = f"leader, term {member.term}, {len(member.members.by_id)} members"
         elif lead:
