@@ -213,6 +213,34 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
         return bytes(c.buf)
 
 
+def recv_head(sock: socket.socket, timeout: float = 5.0) -> bytes:
+    """Read a response head off a plain socket, byte by byte: nothing past the head is taken.
+
+    The handshake for a long-poll: the server sends a watch's head once the watch is in place.
+    """
+    deadline = time.monotonic() + timeout
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"no complete response head within {timeout}s: {head!r}")
+        sock.settimeout(remaining)
+        byte = sock.recv(1)
+        if not byte:
+            raise PeerClosed(f"closed before the end of the head: {head!r}")
+        head += byte
+    return head
+
+
+def answered(sock: socket.socket, timeout: float = 5.0) -> bool:
+    """The server has started answering on `sock` (peeked at: the kernel keeps the bytes unread)."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1, socket.MSG_PEEK) != b""
+    except TimeoutError:
+        return False
+
+
 def strip_ttl(obj: Any) -> Any:
     """Drop the time-dependent `ttl` fields (remaining seconds) from a node tree; keep `expiration`."""
     if isinstance(obj, dict):

@@ -11,7 +11,17 @@ import pytest
 
 from tests.support.servers import Server
 
-from ._http import FORM_CT, RawConn, build_request, raw_exchange, request, rss_kib, wait_until
+from ._http import (
+    FORM_CT,
+    RawConn,
+    answered,
+    build_request,
+    raw_exchange,
+    recv_head,
+    request,
+    rss_kib,
+    wait_until,
+)
 
 BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\n"
 FORM_MAX = 10 * 1024 * 1024
@@ -357,7 +367,8 @@ def test_never_reading_client_output_is_bounded(server: Server) -> None:
     with RawConn(server.port) as hog:
         hog.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
         hog.send(build_request("GET", "/v2/keys/v1m") * 200)
-        time.sleep(1.5)
+        assert answered(hog.sock), "the server never started answering the hog"
+        time.sleep(1.5)  # the time it has to pile up answers, if it would
         _alive(server)
         peak = rss_kib(pid)[0]
     assert peak - base_rss < 128 * 1024, f"server RSS grew by {(peak - base_rss) // 1024} MiB"
@@ -389,12 +400,13 @@ def test_stream_watcher_that_never_reads_is_dropped(server: Server) -> None:
     slow = socket.create_connection(("127.0.0.1", port))
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
     slow.sendall(build_request("GET", "/v2/keys/sw?wait=true&recursive=true&stream=true"))
+    # The head comes once the watch is in place: from here on the slow watcher reads nothing.
+    assert recv_head(slow).startswith(b"HTTP/1.1 200 ")
     with RawConn(port) as good:
         good.send(build_request("GET", "/v2/keys/sw/k149?wait=true"))
         good_head = good.read_head()
         assert good_head.status == 200
         try:
-            time.sleep(0.2)
             with RawConn(port) as w:
                 for i in range(150):
                     t0 = time.monotonic()

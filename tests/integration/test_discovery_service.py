@@ -33,6 +33,8 @@ from pyetcd.ops.certs import CertFiles, create_ca, issue
 from tests.support.nodes import terminate
 from tests.support.servers import Server, etcd_available, etcd_server, free_port, pyetcd_server
 
+from ._http import recv_head
+
 OURS = [sys.executable, "-m", "pyetcd.discovery.service"]
 REAL_BIN = "/usr/bin/discovery.etcd.io"
 FORM_CT = "application/x-www-form-urlencoded"
@@ -263,7 +265,7 @@ def test_bad_input_never_hurts_the_service(backing: Server, discos: Discos) -> N
         s.sendall(b"PUT /new HTTP/1.1\r\nContent-Length: 100\r\n\r\nsize=")
     with socket.create_connection(("127.0.0.1", d.port)) as s:
         s.sendall(f"GET /{token}?wait=true&recursive=true HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        time.sleep(0.3)
+        assert recv_head(s).startswith(b"HTTP/1.1 200 ")  # relayed once the backing's watch is in place
     deadline = time.monotonic() + 5
     while "client left" not in d.log() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -292,7 +294,7 @@ def test_failover_dead_backing_and_sigterm(backing: Server, discos: Discos) -> N
     # SIGTERM with a watch parked in the proxy: a prompt, clean exit.
     parked = socket.create_connection(("127.0.0.1", d.port))
     parked.sendall(f"GET /{token}?wait=true&recursive=true HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    time.sleep(0.3)
+    assert recv_head(parked).startswith(b"HTTP/1.1 200 ")  # parked in the proxy, waiting for an event
     assert d.proc is not None
     proc = d.proc
     started = time.monotonic()

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.servers import Server
 
-from ._http import RawConn, build_request, request
+from ._http import RawConn, answered, build_request, request
 from .conftest import MakeServer
 
 
@@ -74,7 +74,8 @@ def test_sigterm_with_a_client_that_never_reads(make_server: MakeServer) -> None
     hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
     try:
         hog.sendall(build_request("GET", "/v2/keys/big") * 40)  # ~40 MiB of answers nobody reads
-        time.sleep(0.5)
+        assert answered(hog), "the server never started answering the hog"
+        time.sleep(0.5)  # it fills the buffers and is left stuck writing
         rc, took = _timed_stop(srv)
         assert rc == 0 and took < 2.0, (rc, took, srv.log_tail())
     finally:

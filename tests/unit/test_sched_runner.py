@@ -24,6 +24,15 @@ def wait_ended(r: ProcessRunner, timeout: float = 10.0) -> list[tuple[str, int]]
     return out
 
 
+def wait_ready(path: Path, timeout: float = 10.0) -> str:
+    """The handshake with a unit: it writes `path` (then renames it into place) once it is ready."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"no {path.name} within {timeout}s"
+        time.sleep(0.02)
+    return path.read_text()
+
+
 def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -43,15 +52,13 @@ def test_exit_status_and_env() -> None:
 
 def test_stop_escalates_and_takes_the_whole_group(tmp_path: Path) -> None:
     pidfile = tmp_path / "grandchild"
-    script = (f"import signal,subprocess,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-              f"p = subprocess.Popen(['sleep', '60']); open({str(pidfile)!r}, 'w').write(str(p.pid)); "
+    script = (f"import os,pathlib,signal,subprocess,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+              f"p = subprocess.Popen(['sleep', '60']); pathlib.Path({str(pidfile)!r} + '.tmp').write_text(str(p.pid)); "
+              f"os.rename({str(pidfile)!r} + '.tmp', {str(pidfile)!r}); "
               f"time.sleep(60)")
     r = ProcessRunner()
     r.start("stubborn", PY + [script], dict(os.environ))
-    deadline = time.monotonic() + 10
-    while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    grandchild = int(pidfile.read_text())
+    grandchild = int(wait_ready(pidfile))
     t0 = time.monotonic()
     r.stop("stubborn", 0.3)
     ended = wait_ended(r)
@@ -63,12 +70,16 @@ def test_stop_escalates_and_takes_the_whole_group(tmp_path: Path) -> None:
     assert not alive(grandchild), "the unit's child survived its stop"
 
 
-def test_kill_all_waits_for_everything() -> None:
+def test_kill_all_waits_for_everything(tmp_path: Path) -> None:
+    ready = tmp_path / "rude-ready"
     r = ProcessRunner()
     r.start("polite", PY + ["import time; time.sleep(60)"], dict(os.environ))
-    r.start("rude", PY + ["import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"],
+    # "rude" says it is ready only once SIGTERM is ignored (written aside, then renamed: never seen half-done).
+    r.start("rude", PY + [f"import os,pathlib,signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                          f"pathlib.Path({str(ready)!r} + '.tmp').write_text('ignoring SIGTERM'); "
+                          f"os.rename({str(ready)!r} + '.tmp', {str(ready)!r}); time.sleep(60)"],
             dict(os.environ))
-    time.sleep(0.3)  # let "rude" install its handler
+    assert wait_ready(ready) == "ignoring SIGTERM"
     ended = dict(r.kill_all(0.5))
     assert r.running() == set()
     assert ended == {"polite": -signal.SIGTERM, "rude": -signal.SIGKILL}
