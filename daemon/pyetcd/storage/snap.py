@@ -1,7 +1,8 @@
 """Snapshot files: `<term>-<index>.snap` (16 hex digits each) in the snap directory.
 
 Written atomically: temp file, fsync, rename, fsync the directory. A file is magic + u32 crc + u64 len +
-payload; loading picks the newest file and refuses (naming it) one whose checksum fails.
+payload; loading picks the newest file and refuses (naming it) one whose checksum fails. A full disk
+while saving removes the temp file and raises DiskFull; the older snapshots are untouched.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
+
+from .errors import DEFAULT_IO, DiskFull, DiskIo, is_disk_full
 
 MAGIC = b"PYETCDS1"
 _HEAD = struct.Struct("<IQ")
@@ -30,17 +34,25 @@ class Snapshot:
     data: bytes
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path, io: DiskIo = DEFAULT_IO) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.fsync(fd)
+        io.fsync(fd)
     finally:
         os.close(fd)
 
 
+def write_all(io: DiskIo, fd: int, data: bytes | bytearray | memoryview) -> None:
+    """os.write until all of data is written (a write may be short, e.g. when the disk fills up)."""
+    view = memoryview(data)
+    while view:
+        view = view[io.write(fd, view):]
+
+
 class SnapDir:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, io: DiskIo = DEFAULT_IO) -> None:
         self.path = path
+        self.io = io
         path.mkdir(parents=True, exist_ok=True)
 
     def _files(self) -> list[tuple[int, int, Path]]:
@@ -54,17 +66,50 @@ class SnapDir:
         return sorted(out)
 
     def save(self, snap: Snapshot) -> Path:
+        """Write the snapshot durably and drop all but the newest SNAPSHOTS_KEPT.
+
+        Raises DiskFull if the disk is full while creating, writing, fsyncing or renaming the temp file;
+        the temp file is removed first and nothing else has changed. (If only the directory fsync after
+        the rename hits a full disk, DiskFull is raised too; the new file then is complete and may or may
+        not survive a crash, which is safe either way since the WAL was not released for it.) Any other
+        OSError propagates (the temp file is removed if it can be)."""
         final = self.path / f"{snap.term:016x}-{snap.index:016x}.snap"
         tmp = final.with_suffix(".snap.tmp")
-        with open(tmp, "wb") as f:
-            f.write(MAGIC + _HEAD.pack(zlib.crc32(snap.data), len(snap.data)) + snap.data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, final)
-        fsync_dir(self.path)
+        try:
+            fd = self.io.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as e:
+            if is_disk_full(e):
+                raise DiskFull(tmp, "creating a snapshot file", e.errno) from e
+            raise
+        try:
+            try:
+                write_all(self.io, fd, MAGIC + _HEAD.pack(zlib.crc32(snap.data), len(snap.data)) + snap.data)
+                self.io.fsync(fd)
+            finally:
+                os.close(fd)
+            self.io.rename(tmp, final)
+        except OSError as e:
+            self._discard(tmp, e)
+        try:
+            fsync_dir(self.path, self.io)
+        except OSError as e:
+            if is_disk_full(e):
+                raise DiskFull(self.path, "fsyncing the snapshot directory", e.errno) from e
+            raise
         for _, _, old in self._files()[:-SNAPSHOTS_KEPT]:
             old.unlink()
         return final
+
+    def _discard(self, tmp: Path, err: OSError) -> NoReturn:
+        """Remove the temp file after `err`; raise DiskFull (if err is one) or err itself."""
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError as cleanup:
+            log.error("could not remove unfinished snapshot %s: %s", tmp, cleanup)
+            raise err from cleanup  # plain OSError: the caller stops; load_newest removes it at start
+        if is_disk_full(err):
+            raise DiskFull(tmp, "writing a snapshot", err.errno) from err
+        raise err
 
     def load_newest(self) -> Snapshot | None:
         for tmp in self.path.glob("*.snap.tmp"):
