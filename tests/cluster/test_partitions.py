@@ -10,6 +10,7 @@ import pytest
 
 from tests.cluster.conftest import (
     CLIENT_ERRORS,
+    ELECTION_MS,
     REQUEST_TIMEOUT_S,
     Cluster,
     HistoryClients,
@@ -22,7 +23,8 @@ from tests.cluster.conftest import (
     put_retry,
     wait_for,
 )
-from tests.integration._http import Resp, request
+from tests.integration._http import RawConn, Resp, build_request, request
+from tests.support.tcpq import ends, wait_peer_holds
 
 # CheckQuorum: a leader that hears from no quorum for an election timeout (0.5 s) steps down.
 STEP_DOWN_BOUND_S = 3.0
@@ -109,49 +111,94 @@ def test_one_way_cut_of_the_leader(make_cluster: MakeCluster, direction: str) ->
     assert_no_acked_write_lost(c, load.result.acked, prefix="/oneway")
 
 
+def _answer(conn: RawConn) -> Resp | str:
+    try:
+        return conn.read_response(timeout=REQUEST_TIMEOUT_S + 5)
+    except CLIENT_ERRORS as e:
+        return f"no answer: {e!r}"
+
+
+def _outcome(r: Resp | str) -> tuple[int, int | None] | str:
+    """(status, errorCode) of an answer; the error text when there was none."""
+    if isinstance(r, str):
+        return r
+    return r.status, r.json().get("errorCode") if r.status >= 400 else None
+
+
+TIMED_OUT = (500, 300)  # etcd's "etcdserver: request timed out": the request's fate is not known
+
+
 def test_paused_leader_steps_down_and_no_write_is_acknowledged_twice(make_cluster: MakeCluster) -> None:
     c = make_cluster(3)
     old = c.wait_leader()
     others = [m for m in c.members if m is not old]
-    with WriteLoad(lambda: c.alive, prefix="/pause", threads=3) as load:
-        assert wait_for(lambda: load.count() >= 30, 10)
-        old.signal(signal.SIGSTOP)
-        try:
-            new = c.wait_leader(10, among=others)
-            assert put(new, "/k", "during-pause").status == 201
-            # Queued at the paused leader (it reads them when it resumes, still believing it leads):
-            out: dict[str, object] = {}
-            threads = [_in_thread(lambda: get(old, "/k", quorum=True), out, "qget"),
-                       _in_thread(lambda: put(old, "/stale", "x"), out, "put"),
-                       _in_thread(lambda: request(old.client_port, "PUT", "/v2/keys/k",
-                                                  form={"value": "cas", "prevValue": "before"}), out, "cas")]
-            time.sleep(1.5)  # three election timeouts
-        finally:
-            old.signal(signal.SIGCONT)
-        t_cont = time.monotonic()
-        assert wait_for(lambda: _state(c, old) == "StateFollower", STEP_DOWN_BOUND_S), \
-            f"resumed leader: {c.stats_self(old)}"
-        for t in threads:
-            t.join(REQUEST_TIMEOUT_S + 5)
-        assert c.wait_leader() is new
-        assert wait_for(lambda: len(load.acks_sent_after(t_cont)) >= 20, 10)
-    print({k: (v.status, v.body[:120]) if isinstance(v, Resp) else repr(v) for k, v in out.items()})
-    # The quorum read was invoked after "during-pause" was acknowledged: it must see it (or fail).
-    r = out["qget"]
-    if isinstance(r, Resp) and r.status == 200:
-        assert r.json()["node"]["value"] == "during-pause", r.body
-    # The CAS against the value before the pause must not succeed.
-    r = out["cas"]
-    assert not (isinstance(r, Resp) and r.status == 200), f"stale CAS acknowledged: {r.body!r}"
+    assert put(old, "/k", "before").status == 201
+    requests = {"qget": build_request("GET", "/v2/keys/k?quorum=true"),
+                "put": build_request("PUT", "/v2/keys/stale", form={"value": "x"}),
+                "cas": build_request("PUT", "/v2/keys/k", form={"value": "cas", "prevValue": "before"})}
+    conns: dict[str, RawConn] = {}
+    try:
+        with WriteLoad(lambda: c.alive, prefix="/pause", threads=3) as load:
+            assert wait_for(lambda: load.count() >= 30, 10)
+            old.signal(signal.SIGSTOP)
+            try:
+                new = c.wait_leader(10, among=others)
+                assert put(new, "/k", "during-pause").status == 200
+                # Queued at the paused leader, sent after "during-pause" was acknowledged: its kernel holds
+                # each request whole and unread (it reads them when it resumes, still believing it leads).
+                for name, data in requests.items():
+                    conns[name] = RawConn(old.client_port, timeout=REQUEST_TIMEOUT_S + 5)
+                    conns[name].send(data)
+                for name, data in requests.items():
+                    assert wait_peer_holds(conns[name].sock, len(data)), \
+                        f"{name}: the paused leader's kernel does not hold the request: {ends(conns[name].sock)}"
+                assert _state(c, new) == "StateLeader" and old.alive
+            finally:
+                old.signal(signal.SIGCONT)
+            t_cont = time.monotonic()
+            assert wait_for(lambda: _state(c, old) == "StateFollower", STEP_DOWN_BOUND_S), \
+                f"resumed leader: {c.stats_self(old)}"
+            out = {name: _answer(conn) for name, conn in conns.items()}
+            assert c.wait_leader() is new
+            assert wait_for(lambda: len(load.acks_sent_after(t_cont)) >= 20, 10)
+    finally:
+        for conn in conns.values():
+            conn.close()
+    outcomes = {name: _outcome(r) for name, r in out.items()}
+    print("answers of the resumed leader:", outcomes)
+    # Every queued request got an answer, and only one the scenario allows:
+    # the quorum read, invoked after "during-pause" was acknowledged, sees it or times out;
+    assert outcomes["qget"] in ((200, None), TIMED_OUT), outcomes
+    if outcomes["qget"] == (200, None):
+        assert out["qget"].json()["node"]["value"] == "during-pause", out["qget"].body  # type: ignore[union-attr]
+    # the CAS against the value before the pause is refused (compare failed) or times out, and never applies;
+    assert outcomes["cas"] in ((412, 101), TIMED_OUT), outcomes
+    assert get(new, "/k", quorum=True).json()["node"]["value"] == "during-pause"
+    # the plain write is acknowledged and then present, or times out (then either way is possible).
+    assert outcomes["put"] in ((201, None), TIMED_OUT), outcomes
+    stale = get(new, "/stale", quorum=True).status
+    print(f"/stale after the {outcomes['put']} answer: {stale}")
+    if outcomes["put"] == (201, None):
+        assert stale == 200
     # Every acknowledged write (before, during, after the pause) is in one history: distinct modifiedIndex.
-    acks = load.result.acks
-    r = out["put"]
-    if isinstance(r, Resp) and r.status in (200, 201):
-        assert get(new, "/stale", quorum=True).status == 200
-    indexes = [a.index for a in acks]
+    indexes = [a.index for a in load.result.acks]
     assert len(set(indexes)) == len(indexes), "two acknowledged writes share a modifiedIndex (two leaders?)"
     assert_no_acked_write_lost(c, load.result.acked, prefix="/pause")
     put_retry(c, "/k", "after")
+
+
+def _local_term(m: Member) -> int:
+    """The member's own Raft term: a plain GET is served from its store, with its term in X-Raft-Term."""
+    r = get(m, "/", timeout=2.0)
+    assert r.status == 200, (r.status, r.body)
+    return int(r.header("X-Raft-Term") or 0)
+
+
+def _fails_to(lead: Member, m: Member) -> int:
+    """The leader's count of failed sends to m (/v2/stats/leader)."""
+    r = request(lead.client_port, "GET", "/v2/stats/leader", timeout=2.0)
+    assert r.status == 200, (r.status, r.body)
+    return int(r.json()["followers"][m.id_hex]["counts"]["fail"])
 
 
 def test_isolated_follower_rejoins_without_disrupting_the_leader(make_cluster: MakeCluster) -> None:
@@ -159,15 +206,39 @@ def test_isolated_follower_rejoins_without_disrupting_the_leader(make_cluster: M
     c = make_cluster(3, relay=True)
     lead = c.wait_leader()
     follower = next(m for m in c.members if m is not lead)
+    others = [m for m in c.members if m is not follower]
     r = put(lead, "/k", "1")
     term = int(r.header("X-Raft-Term") or 0)
     assert term > 0
+    assert wait_for(lambda: _local_term(follower) == term, 5)
+    fails_before = _fails_to(lead, follower)
     c.isolate(follower)
-    time.sleep(2.0)  # four election timeouts: it keeps trying to campaign
+    # It stops hearing from the leader and, one election timeout later, asks for pre-votes: a pre-candidate.
+    assert wait_for(lambda: _state(c, follower) == "StatePreCandidate", 5 * ELECTION_MS / 1000), \
+        f"the isolated follower did not start campaigning: {c.stats_self(follower)}"
+    # Cut off for four more election timeouts, sampled all along: still a pre-candidate (never a candidate:
+    # no pre-vote can be won) and still at the leader's term, while the leader carries on without it.
+    refused_before = sum(m.relay.refused for m in others if m.relay is not None)
+    states: set[str | None] = set()
+    terms: set[int] = set()
+    deadline = time.monotonic() + 4 * ELECTION_MS / 1000
+    while time.monotonic() < deadline:
+        states.add(_state(c, follower))
+        terms.add(_local_term(follower))
+        time.sleep(0.05)
+    assert states == {"StatePreCandidate"} and terms == {term}, (states, terms)
     assert put(lead, "/k", "2").status == 200  # the other two still make a quorum
+    # It kept trying to reach its peers (every attempt refused at their relays), and the leader lost it.
+    refused = sum(m.relay.refused for m in others if m.relay is not None) - refused_before
+    fails = _fails_to(lead, follower) - fails_before
+    print(f"isolated follower: {states} at term {terms}; {refused} of its connections refused, "
+          f"{fails} failed sends to it from the leader")
+    assert refused >= 2, f"only {refused} connections from the isolated follower in {4 * ELECTION_MS} ms"
+    assert fails > 0, "the leader never failed to reach the isolated follower"
     c.heal()
     assert wait_for(lambda: get(follower, "/k").json().get("node", {}).get("value") == "2", 10), \
         "follower did not catch up"
     assert c.wait_leader() is lead
+    assert _local_term(follower) == term and _local_term(lead) == term
     r = put(follower, "/k", "3")
     assert r.status == 200 and int(r.header("X-Raft-Term") or 0) == term, (term, r.headers)
