@@ -10,14 +10,13 @@ from pyetcd.cli import ctl
 from pyetcd.cli.ctl_conn import GlobalOptions, endpoint_list
 from pyetcd.cli.ctl_flags import (
     BOOL,
+    DURATION,
     INT,
     STRING,
     Flag,
     HelpRequested,
     UsageError,
     parse,
-    parse_go_duration,
-    parse_go_int,
     reorder,
 )
 from pyetcd.cli.ctl_output import go_json, go_time
@@ -63,28 +62,14 @@ def test_help_flags_work_anywhere_in_a_command() -> None:
         assert (rc, err) == (0, "") and out.startswith(f"NAME:\n   pyetcdctl {name} - ")
 
 
-@pytest.mark.parametrize(("text", "value"), [("5", 5), ("-5", -5), ("0x10", 16), ("010", 8), ("0b11", 3),
-                                             ("1_000", 1000)])
-def test_go_ints(text: str, value: int) -> None:
-    assert parse_go_int(text) == value
-
-
-@pytest.mark.parametrize("text", ["", "x", " 5", "5s", "1e3"])
-def test_bad_go_ints(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_go_int(text)
-
-
-@pytest.mark.parametrize(("text", "seconds"), [("2s", 2.0), ("1m30s", 90.0), ("0", 0.0), ("300ms", 0.3),
-                                               ("1.5h", 5400.0)])
-def test_go_durations(text: str, seconds: float) -> None:
-    assert parse_go_duration(text) == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("text", ["1", "", "s", "2 s", "1d"])
-def test_bad_go_durations(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_go_duration(text)
+def test_values_are_gos_flag_values() -> None:
+    """Ints and durations parse as Go's flag package does (tables in test_gocompat.py)."""
+    flags = (Flag(("n",), INT, ""), Flag(("d",), DURATION, ""))
+    assert parse(flags, ["-n", "0x10", "-d", "1m30s"])[0] == {"n": 16, "d": 90.0}
+    with pytest.raises(UsageError, match='^invalid value "1" for flag -d: parse error$'):
+        parse(flags, ["-d", "1"])
+    with pytest.raises(UsageError, match='^invalid value "9223372036854775808" for flag -n: value out of range$'):
+        parse(flags, ["-n", "9223372036854775808"])
 
 
 def run(*argv: str) -> tuple[int, str, str]:

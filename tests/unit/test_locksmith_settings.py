@@ -1,5 +1,6 @@
-"""locksmithd's settings: reboot windows (local time, DST), Go durations, Go-style flags with their
-environment variables, environment files, reboot detectors, utmp, and the daemon's validation."""
+"""locksmithd's settings: reboot windows (local time, DST), Go-style flags with their environment
+variables, environment files, reboot detectors, utmp, and the daemon's validation. (Go's durations and
+numbers themselves: test_gocompat.py.)"""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from pyetcd.locksmith.detect import (
 )
 from pyetcd.locksmith.flags import Flag, FlagSet, UsageError, parse_bool, read_env_file
 from pyetcd.locksmith.reboot import CommandRebooter, RebootError, logged_in_ttys
-from pyetcd.locksmith.timeparse import format_duration, parse_duration
 from pyetcd.locksmith.window import Window
 
 
@@ -44,28 +44,6 @@ def tz() -> Iterator[object]:
 
 def local(*args: int) -> float:
     return datetime(*args).timestamp()  # type: ignore[arg-type]
-
-
-# -- durations -------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("text", "secs"), [("0", 0.0), ("1h30m", 5400.0), ("1.5s", 1.5), ("300ms", 0.3),
-                                            ("2h45m10s", 9910.0), ("10us", 1e-5), ("10µs", 1e-5), ("-1m", -60.0),
-                                            ("1h0m0s", 3600.0), (".5h", 1800.0)])
-def test_parse_go_durations(text: str, secs: float) -> None:
-    assert parse_duration(text) == pytest.approx(secs)
-
-
-@pytest.mark.parametrize("text", ["", "1", "1x", "h", "1h30", "--1s", "1.s.s"])
-def test_bad_go_durations(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_duration(text)
-
-
-@pytest.mark.parametrize(("secs", "text"), [(0, "0s"), (10, "10s"), (300, "5m0s"), (5400, "1h30m0s"),
-                                            (0.1, "100ms"), (1.5, "1.5s"), (604800, "168h0m0s"), (-20, "-20s")])
-def test_format_like_go(secs: float, text: str) -> None:
-    assert format_duration(secs) == text
 
 
 # -- windows ---------------------------------------------------------------------------------------
@@ -188,6 +166,11 @@ def test_environment_fills_unset_flags_only() -> None:
 def test_flag_errors(argv: list[str], error: str) -> None:
     with pytest.raises(UsageError, match=error):
         flagset().parse(argv, {})
+
+
+def test_numbers_and_durations_may_carry_spaces() -> None:
+    values, _ = flagset().parse(["-n", " 0x10 ", "-every", "1m30s "], {"LOCKSMITHCTL_GROUP": " g "})
+    assert (values["n"], values["every"], values["group"]) == (16, 90.0, " g ")
 
 
 def test_env_errors_name_the_variable() -> None:

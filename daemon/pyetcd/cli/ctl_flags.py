@@ -6,8 +6,9 @@ Theory of operation:
 * A command's words are first reordered as urfave/cli does (its own flags, with the word after a flag,
   move to the front; a `--` ends flag parsing and is dropped), then parsed with Go's rules. Hence
   `get /a --sort` works, `set /k -x` sets the value "-x", and `set -x /k v` is an unknown flag.
-* Go's flag rules: `-f`, `--f`, `-f=v`, `-f v` (the next word is taken even if it starts with "-"),
-  `-b=false` for booleans; ints accept Go's base prefixes; durations are Go's ("2s", "1m30s", "0").
+* Go's flag rules (scanning and value parsing from pyetcd.gocompat.flag): `-f`, `--f`, `-f=v`, `-f v`
+  (the next word is taken even if it starts with "-"), `-b=false` for booleans; ints accept Go's base
+  prefixes; durations are Go's ("2s", "1m30s", "0").
 * Help text follows urfave's templates: names joined by ", ", a value placeholder, columns aligned two
   spaces past the widest entry, defaults appended as "(default: ...)".
 """
@@ -19,19 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..gocompat import flag as goflag
+from ..gocompat.duration import format_duration
+from ..gocompat.flag import HelpRequested as HelpRequested
+from ..gocompat.flag import UsageError as UsageError
+
 BOOL, STRING, INT, DURATION = "bool", "string", "int", "duration"
-_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
-_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
-_UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-
-
-class UsageError(Exception):
-    """A word the parser refused; the message is Go's flag package's."""
-
-
-class HelpRequested(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -71,64 +65,8 @@ class Command:
 
 # ---- values ------------------------------------------------------------------------------------
 
-
-def parse_go_int(text: str) -> int:
-    """strconv.ParseInt(text, 0, 64): optional sign, 0x/0o/0b prefixes, a leading 0 for octal, '_' as in Go."""
-    octal = re.fullmatch(r"([+-]?)0(_?[0-7]+(?:_[0-7]+)*)", text)
-    try:
-        if text != text.strip():
-            raise ValueError
-        value = int(f"{octal.group(1)}0o{octal.group(2)}" if octal else text, 0)
-    except ValueError:
-        raise ValueError("parse error") from None
-    if not -(1 << 63) <= value < (1 << 63):
-        raise ValueError("value out of range")
-    return value
-
-
-def parse_go_duration(text: str) -> float:
-    """time.ParseDuration, in seconds."""
-    s = text
-    sign = -1.0 if s.startswith("-") else 1.0
-    s = s[1:] if s[:1] in "+-" else s
-    if s == "0":
-        return 0.0
-    if not s:
-        raise ValueError(f'time: invalid duration "{text}"')
-    total, pos = 0.0, 0
-    while pos < len(s):
-        m = _DURATION_PART.match(s, pos)
-        if not m:
-            raise ValueError(f'time: invalid duration "{text}"')
-        total += float(m.group(1)) * _UNIT_S[m.group(2)]
-        pos = m.end()
-    return sign * total
-
-
-def format_go_duration(seconds: float) -> str:
-    """time.Duration.String() for the whole-second and millisecond defaults shown in help."""
-    if seconds == 0:
-        return "0s"
-    if seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    h, rest = divmod(int(seconds), 3600)
-    m, s = divmod(rest, 60)
-    out = f"{h}h" if h else ""
-    out += f"{m}m" if h or m else ""
-    return out + f"{s}s"
-
-
-def _convert(flag: Flag, text: str) -> Any:
-    if flag.kind == STRING:
-        return text
-    if flag.kind == INT:
-        return parse_go_int(text)
-    if flag.kind == DURATION:
-        try:
-            return parse_go_duration(text)
-        except ValueError:
-            raise ValueError("parse error") from None
-    raise AssertionError(flag.kind)
+_VALUE: dict[str, Callable[[str], Any]] = {STRING: str, BOOL: goflag.bool_value, INT: goflag.int_value,
+                                          DURATION: goflag.duration_value}
 
 
 # ---- parsing -----------------------------------------------------------------------------------
@@ -174,42 +112,20 @@ def parse(flags: Sequence[Flag], words: Sequence[str]) -> tuple[dict[str, Any], 
     """Go's FlagSet.Parse. Returns ({canonical name: value}, positional words). `-h`/`--help` raise
     HelpRequested; anything wrong raises UsageError with Go's message."""
     values = {f.name: f.initial() for f in flags}
-    args = list(words)
-    while args:
-        word = args[0]
-        if len(word) < 2 or word[0] != "-":
-            break
-        dashes = 2 if word[1] == "-" else 1
-        if word == "--":
-            args.pop(0)
-            break
-        name = word[dashes:]
-        if not name or name[0] in "-=":
-            raise UsageError(f"bad flag syntax: {word}")
-        args.pop(0)
-        name, has_value, value = name.partition("=")
+    scanner = goflag.FlagScanner(words, lambda name: None if (f := _lookup(flags, name)) is None else f.kind == BOOL)
+    for name, value in scanner:
         flag = _lookup(flags, name)
-        if flag is None:
-            if name in ("help", "h"):
-                raise HelpRequested()
-            raise UsageError(f"flag provided but not defined: -{name}")
-        if flag.kind == BOOL:
-            if has_value:
-                if value not in _TRUE | _FALSE:
-                    raise UsageError(f'invalid boolean value "{value}" for -{name}: parse error')
-                values[flag.name] = value in _TRUE
-            else:
-                values[flag.name] = True
+        assert flag is not None
+        if value is None:
+            values[flag.name] = True
             continue
-        if not has_value:
-            if not args:
-                raise UsageError(f"flag needs an argument: -{name}")
-            value = args.pop(0)
         try:
-            values[flag.name] = _convert(flag, value)
+            values[flag.name] = _VALUE[flag.kind](value)
         except ValueError as e:
+            if flag.kind == BOOL:
+                raise UsageError(f'invalid boolean value "{value}" for -{name}: {e}') from None
             raise UsageError(f'invalid value "{value}" for flag -{name}: {e}') from None
-    return values, args
+    return values, scanner.rest
 
 
 # ---- help --------------------------------------------------------------------------------------
@@ -235,7 +151,7 @@ def flag_row(flag: Flag) -> tuple[str, str]:
     if flag.kind == INT:
         default = f" (default: {flag.initial()})"
     elif flag.kind == DURATION:
-        default = f" (default: {format_go_duration(flag.initial())})"
+        default = f" (default: {format_duration(flag.initial())})"
     elif flag.kind == STRING and flag.default:
         default = f' (default: "{flag.default}")'
     return ", ".join(names), usage + default

@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pyetcd.client.v2 import ClientError, ClusterError, EtcdError, InvalidResponse, KeysClient
+from pyetcd.gocompat.duration import format_duration
 from pyetcd.server.members import member_id as _member_id
 
 LOG = logging.getLogger("pyetcd.discovery")
@@ -253,7 +254,7 @@ class _Discovery:
             raise DiscoveryError(Kind.TOO_MANY_RETRIES, str(err)) from err
         self.retries += 1
         delay = 2 ** min(self.retries, self.retry_cap_exp)
-        self.log.warning("%s: error connecting to %s, retrying in %s", step, self.endpoint, _go_duration(delay))
+        self.log.warning("%s: error connecting to %s, retrying in %s", step, self.endpoint, format_duration(delay))
         self.log.debug("discovery: %s", err)
         self.sleep(delay)
 
@@ -395,13 +396,3 @@ def _final(err: ClientError) -> DiscoveryError:
 def _int(value: Any) -> int:
     return value if isinstance(value, int) else 0
 
-
-def _go_duration(seconds: int) -> str:
-    """Whole seconds as Go's time.Duration prints them: 2s, 1m4s, 4m16s, 1h0m0s."""
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes}m{secs}s"
-    if minutes:
-        return f"{minutes}m{secs}s"
-    return f"{secs}s"

@@ -38,9 +38,10 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from ..gocompat.net import ascii_query, html_escape, multipart_fields, quote_path
+from ..gocompat.strconv import atoi
 from ..http import forms
 from .backing import Backing, BackingError, ClientGone, SocketShim, WatchfulReader, backing_tls
-from .gocompat import ascii_query, go_atoi, html_escape, multipart_fields, quote_path
 from .service_settings import (
     _CHUNK_SIZE_RE,
     _FOLD_RE,
@@ -298,7 +299,7 @@ class Handler(BaseHTTPRequestHandler):
         size = DEFAULT_SIZE
         if values.get("size"):
             try:
-                size = go_atoi(values["size"])
+                size = atoi(values["size"])
             except ValueError as e:
                 self.server.counters.inc("new", 400, method)
                 return self._error(400, str(e))

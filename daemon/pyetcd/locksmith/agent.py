@@ -27,16 +27,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from ..client.v2 import ClientError
+from ..gocompat.duration import format_duration
 from .common import MachineIdError, connection, global_flags, read_machine_id, setup_logging, version
 from .detect import DEFAULT_TRIGGER_FILE, CommandDetector, FileDetector, UpdateEngineDetector, make_detectors
 from .flags import Flag, FlagSet, UsageError, read_env_file
 from .lockclient import Connection, LockClient, is_compare_failed
 from .reboot import CommandRebooter, LogindRebooter, Rebooter, RebootError, broadcast
 from .semaphore import BadValue, SemaphoreError
-from .timeparse import format_duration
 from .window import Window, describe
 
 PROG = "pyetcd-locksmithd"
@@ -106,6 +106,29 @@ class Settings:
     reboot_timeout: float
 
 
+class Clock(Protocol):
+    """Where the agent's waits read the time and sleep: the system's, or a fake one in unit tests."""
+
+    def time(self) -> float:
+        """Wall-clock seconds since the epoch (the reboot window is local wall-clock time)."""
+
+    def monotonic(self) -> float:
+        """Elapsed seconds (intervals and backoffs)."""
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
 class Fatal(Exception):
     """Logged as is; the daemon exits 1 (systemd restarts it)."""
 
@@ -138,8 +161,9 @@ def human(seconds: float) -> str:
 
 
 class Agent:
-    def __init__(self, s: Settings) -> None:
+    def __init__(self, s: Settings, clock: Clock | None = None) -> None:
         self.s = s
+        self.clock: Clock = clock or SystemClock()
         self.state: StateFile | None = None
         self._stop_unlock = threading.Event()
         self._unlock_thread: threading.Thread | None = None
@@ -156,7 +180,7 @@ class Agent:
         if s.window is None:
             log.info("No configured reboot window")
         else:
-            now = time.time()
+            now = self.clock.time()
             start = s.window.previous_start(now) if s.window.contains(now) else s.window.next_start(now)
             log.info("Reboot window: %s; next window from %s to %s", s.window, describe(start),
                      describe(start + s.window.length))
@@ -176,7 +200,7 @@ class Agent:
             if s.strategy == "etcd-lock":
                 client = self._connect()
                 self._acquire(client)
-                if s.recheck_window and s.window is not None and not s.window.contains(time.time()):
+                if s.recheck_window and s.window is not None and not s.window.contains(self.clock.time()):
                     log.info("The reboot window passed while waiting for the lock; releasing it until the next one.")
                     self._release_or_log(client, "the window was missed")
                     continue
@@ -188,10 +212,10 @@ class Agent:
                 if client is not None:
                     self._release_or_log(client, "the reboot failed")
                 self.state.set("running")
-                time.sleep(backoff)
+                self.clock.sleep(backoff)
                 continue
             self.state.set("rebooting")
-            time.sleep(s.reboot_timeout)
+            self.clock.sleep(s.reboot_timeout)
             log.error("Tried to reboot but did not!")
             return 1
 
@@ -208,24 +232,25 @@ class Agent:
         log.info("Waiting for a reboot to be needed (checking %s)", ", ".join(d.name for d in s.detectors))
         last_full = float("-inf")
         while True:
-            full = time.monotonic() - last_full >= s.check_interval
+            full = self.clock.monotonic() - last_full >= s.check_interval
             if full:
-                last_full = time.monotonic()
+                last_full = self.clock.monotonic()
             for d in s.detectors:
                 if (d.cheap or full) and d.reboot_needed():
                     log.info("Reboot needed (%s)", d.name)
                     return
-            time.sleep(s.trigger_interval)
+            self.clock.sleep(s.trigger_interval)
 
     def _wait_window(self) -> None:
         window = self.s.window
         while window is not None:
-            wait = window.wait(time.time())
+            now = self.clock.time()
+            wait = window.wait(now)
             if wait <= 0:
                 return
-            log.info("Waiting for the reboot window: it opens at %s (in %s)", describe(time.time() + wait),
+            log.info("Waiting for the reboot window: it opens at %s (in %s)", describe(now + wait),
                      format_duration(round(wait)))
-            time.sleep(min(wait, 60.0))  # re-evaluated every minute: the wall clock may be stepped
+            self.clock.sleep(min(wait, 60.0))  # re-evaluated every minute: the wall clock may be stepped
 
     # -- the lock -------------------------------------------------------------------------------------
 
@@ -259,14 +284,14 @@ class Agent:
 
     def _pause(self, client: LockClient, watch_from: int | None, seconds: float) -> None:
         """Sleep `seconds`, or less if the semaphore changes (when watching)."""
-        deadline = time.monotonic() + seconds
+        deadline = self.clock.monotonic() + seconds
         if self.s.watch and watch_from is not None:
             try:
                 if client.wait_change(watch_from, seconds):
                     return
             except LOCK_ERRORS as e:
                 log.debug("watch failed: %s", e)
-        time.sleep(max(0.0, deadline - time.monotonic()))
+        self.clock.sleep(max(0.0, deadline - self.clock.monotonic()))
 
     def _release(self, client: LockClient, why: str) -> bool:
         """Release this host's slot if it holds one: True if it did. A lost CAS is retried at once (up to
@@ -321,7 +346,7 @@ class Agent:
             when = f"in {human(s.login_delay)}" if s.login_delay > 0 else "now"
             if broadcast(f"System reboot {when}!") and s.login_delay > 0:
                 log.info("Logins detected, delaying reboot for %s.", human(s.login_delay))
-                time.sleep(s.login_delay)
+                self.clock.sleep(s.login_delay)
         log.info("Rebooting")
         s.rebooter.reboot()
 

@@ -1,7 +1,8 @@
 """Go `flag`-style options, as locksmith parses them, each with an environment fallback.
 
 * `-name value`, `-name=value`, `--name value`, `--name=value`; a bool is `-name` or `-name=false`.
-* Parsing stops at the first non-flag argument (the command) or at `--`.
+* Parsing stops at the first non-flag argument (the command) or at `--` (the scanning is Go's FlagSet's,
+  from pyetcd.gocompat.flag; so are the bool and int values and the error texts).
 * A flag not given on the command line comes from the environment, `<PREFIX>_<NAME>` (upper case, `-` ->
   `_`); an explicit flag beats its variable. Environment files (`KEY=value` lines, as systemd's
   EnvironmentFile) are folded in below the real environment by the caller.
@@ -16,31 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .timeparse import format_duration, parse_duration
-
-_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
-_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
-
-
-class UsageError(Exception):
-    """A bad command line or setting: reported with the usage text, exit status 2."""
-
-
-def parse_bool(text: str) -> bool:
-    """Go's strconv.ParseBool."""
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError(f"invalid boolean {text!r}")
+from ..gocompat import flag as goflag
+from ..gocompat.duration import format_duration, parse_duration
+from ..gocompat.flag import UsageError as UsageError  # a bad command line or setting: exit status 2
+from ..gocompat.strconv import parse_bool as parse_bool
 
 
 def _split_list(text: str) -> list[str]:
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
+# bool and int as Go's flag package parses them; a duration's error keeps the time package's detail.
+# Spaces around a number or a duration are allowed, as they always were here.
 _PARSERS: dict[str, Callable[[str], Any]] = {
-    "str": str, "bool": parse_bool, "int": int, "duration": parse_duration, "list": _split_list,
+    "str": str, "bool": goflag.bool_value, "int": lambda t: goflag.int_value(t.strip()),
+    "duration": lambda t: parse_duration(t.strip()), "list": _split_list,
 }
 
 
@@ -90,33 +81,15 @@ class FlagSet:
     def parse(self, argv: Sequence[str], environ: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
         """(values by flag name, the remaining arguments). Raises UsageError; `-h`/`-help` -> SystemExit(0)."""
         given: dict[str, Any] = {}
-        args = list(argv)
-        i = 0
-        while i < len(args):
-            arg = args[i]
-            if arg == "--":
-                i += 1
-                break
-            if not arg.startswith("-") or arg == "-":
-                break
-            name, eq, value = arg.lstrip("-").partition("=")
-            if arg.startswith("---") or not name:
-                raise UsageError(f"bad flag syntax: {arg}")
-            if name in ("h", "help"):
-                sys.stdout.write(self.usage())
-                raise SystemExit(0)
-            flag = self._by_name.get(name)
-            if flag is None:
-                raise UsageError(f"flag provided but not defined: -{name}")
-            if not eq and flag.kind != "bool":
-                if i + 1 >= len(args):
-                    raise UsageError(f"flag needs an argument: -{name}")
-                i += 1
-                value = args[i]
-            elif not eq:
-                value = "true"
-            given[flag.name] = self._convert(flag, value, f"-{name}", given.get(flag.name))
-            i += 1
+        scanner = goflag.FlagScanner(argv, lambda n: None if (f := self._by_name.get(n)) is None else f.kind == "bool")
+        try:
+            for name, value in scanner:
+                flag = self._by_name[name]
+                given[flag.name] = self._convert(flag, "true" if value is None else value, f"-{name}",
+                                                 given.get(flag.name))
+        except goflag.HelpRequested:
+            sys.stdout.write(self.usage())
+            raise SystemExit(0) from None
         values: dict[str, Any] = {}
         for flag in self.flags:
             if flag.name in given:
@@ -127,7 +100,7 @@ class FlagSet:
                 if environ.get(env, "") != "":
                     values[flag.name] = self._convert(flag, environ[env], f"${env}", None)
                     break
-        return values, args[i:]
+        return values, scanner.rest
 
     @staticmethod
     def _convert(flag: Flag, text: str, source: str, previous: Any) -> Any:

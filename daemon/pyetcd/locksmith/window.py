@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from .timeparse import format_duration, parse_duration
+from ..gocompat.duration import format_duration, parse_duration
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime.weekday()
 _START = re.compile(r"^(?:([A-Za-z]{3})\s+)?(\d{1,2}):(\d{1,2})$")
@@ -39,7 +39,7 @@ class Window:
             weekday = DAYS.index(day.lower())
         if not (0 <= hh <= 23 and 0 <= mm <= 59):
             raise ValueError(f"invalid time {hh}:{mm:02d} in window start {start!r}")
-        secs = parse_duration(length)
+        secs = parse_duration(length.strip())  # like the start, the length may carry spaces
         if secs < 0:
             raise ValueError(f"window length {length!r} is negative")
         window = Window(weekday, hh, mm, secs)

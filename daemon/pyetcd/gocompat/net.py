@@ -1,34 +1,10 @@
-"""Go behaviours the token service reproduces: strconv.Atoi, path and query escaping, multipart forms."""
+"""Go's net/url path escaping, html escaping and multipart form fields, as the discovery service answers with them."""
 
 from __future__ import annotations
 
 import email.parser
 import email.policy
 from urllib.parse import quote
-
-from ..http import forms
-
-# ---- Go-compatible bits ------------------------------------------------------------------------
-
-def go_atoi(text: str) -> int:
-    """strconv.Atoi for a 64-bit int; ValueError carries Go's message (shown to /new callers)."""
-    def fail(why: str) -> ValueError:
-        return ValueError(f"strconv.Atoi: parsing {forms.go_quote(text)}: {why}")
-
-    digits = text[1:] if text[:1] in ("+", "-") else text
-    if not digits:
-        raise fail("invalid syntax")
-    value = 0
-    for ch in digits:
-        if not "0" <= ch <= "9":
-            raise fail("invalid syntax")
-        value = value * 10 + ord(ch) - 48
-        if value >= 1 << 64:  # Go stops at the first overflowing digit, before any later bad byte
-            raise fail("value out of range")
-    negative = text[0] == "-"
-    if value > (1 << 63) - (0 if negative else 1):
-        raise fail("value out of range")
-    return -value if negative else value
 
 
 def quote_path(path: str) -> str:
