@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyetcd.client.connection import ConnectionOptions
 from pyetcd.client.v2 import ClientError
 from pyetcd.sched import cli
 from pyetcd.sched.kv import KV
@@ -151,7 +152,8 @@ class Sched:
 
     def snapshot(self) -> dict[str, Any] | None:
         try:
-            return cli.snapshot(KV(self.endpoints.split(","), timeout=3.0), Layout())
+            return cli.snapshot(KV(ConnectionOptions(tuple(self.endpoints.split(",")), request_timeout_s=3.0)),
+                                Layout())
         except (ClientError, ValueError):
             return None
 

@@ -20,13 +20,13 @@ import os
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TextIO, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
+from ..client.connection import ConnectionOptions, connect
 from ..client.members import Member, MembersClient
 from ..client.v2 import ClusterError, KeysClient, RequestTimeout
-from ..runtime.tls import TlsFiles, client_context
 from .ctl_output import (
     BadEndpoint,
     CtlClusterError,
@@ -89,26 +89,24 @@ def endpoint_list(opts: GlobalOptions, env: dict[str, str]) -> list[str]:
     return out
 
 
-def _ssl_context(opts: GlobalOptions, env: dict[str, str]) -> ssl.SSLContext | None:
-    files = TlsFiles(cert_file=opts.cert_file or env.get("ETCDCTL_CERT_FILE", ""),
-                     key_file=opts.key_file or env.get("ETCDCTL_KEY_FILE", ""),
-                     trusted_ca_file=opts.ca_file or env.get("ETCDCTL_CA_FILE", ""))
-    if not (files.cert_file or files.key_file or files.trusted_ca_file):
-        return None  # https endpoints still work, verified against the system's CAs
-    if bool(files.cert_file) != bool(files.key_file):
-        raise ValueError(f"KeyFile and CertFile must both be present[key: {files.key_file}, cert: {files.cert_file}]")
-    for path in (files.cert_file, files.key_file, files.trusted_ca_file):
+def connection_options(opts: GlobalOptions, env: dict[str, str]) -> ConnectionOptions:
+    """The global flags (else their ETCDCTL_* variables) as connection options, checked as etcdctl does.
+    Raises ValueError with etcdctl's message. A --username without ":password" asks for the password."""
+    options = ConnectionOptions(endpoints=tuple(endpoint_list(opts, env)),
+                                ca_file=opts.ca_file or env.get("ETCDCTL_CA_FILE", ""),
+                                cert_file=opts.cert_file or env.get("ETCDCTL_CERT_FILE", ""),
+                                key_file=opts.key_file or env.get("ETCDCTL_KEY_FILE", ""))
+    if bool(options.cert_file) != bool(options.key_file):
+        raise ValueError(f"KeyFile and CertFile must both be present[key: {options.key_file}, "
+                         f"cert: {options.cert_file}]")
+    for path in (options.cert_file, options.key_file, options.ca_file):
         if path and not os.path.exists(path):
             raise ValueError(f"open {path}: no such file or directory")
-    return client_context(files)
-
-
-def _with_credentials(endpoint: str, user: str, password: str) -> str:
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https"):
-        return endpoint
-    cred = f"{quote(user, safe='')}:{quote(password, safe='')}@"
-    return f"{parts.scheme}://{cred}{parts.netloc}{parts.path}"
+    user = opts.username or env.get("ETCDCTL_USERNAME", "")
+    if not user:
+        return options
+    name, sep, password = user.partition(":")
+    return replace(options, username=name, password=password if sep else getpass.getpass("Password: "))
 
 
 def _go_quote(text: str) -> str:
@@ -134,18 +132,12 @@ class Conn:
         self.err = err
         env = dict(os.environ) if env is None else env
         try:
-            self.endpoints = endpoint_list(opts, env)
-            self.ssl_context = _ssl_context(opts, env)
+            self.options = connection_options(opts, env)
+            self.ssl_context = self.options.ssl_context()  # none without TLS files: https uses the system's CAs
         except (ValueError, ssl.SSLError, OSError) as e:
             err.write(f"{e}\n")
             raise Exit(1) from None
-        user = opts.username or env.get("ETCDCTL_USERNAME", "")
-        if user:
-            name, sep, password = user.partition(":")
-            password = password if sep else getpass.getpass("Password: ")
-            self._credentials: tuple[str, str] | None = (name, password)
-        else:
-            self._credentials = None
+        self.endpoints = list(self.options.endpoints)  # a sync replaces them
         self._pinned = 0
         self._clients: dict[str, KeysClient] = {}
 
@@ -154,9 +146,9 @@ class Conn:
     def _client(self, endpoint: str) -> KeysClient:
         client = self._clients.get(endpoint)
         if client is None:
-            url = _with_credentials(endpoint, *self._credentials) if self._credentials else endpoint
             hook = self._print_curl if self.opts.debug else None
-            client = KeysClient([url], ssl_context=self.ssl_context, on_request=hook)
+            client = connect(replace(self.options, endpoints=(endpoint,)), ssl_context=self.ssl_context,
+                             on_request=hook)
             self._clients[endpoint] = client
         return client
 

@@ -15,14 +15,14 @@ import socket
 import ssl
 import sys
 import time
-from dataclasses import replace
 from urllib.parse import urlsplit
 
+from ..client.tls import client_context
 from ..ops import settings as settings_mod
 from ..runtime.loop import EventLoop, Listener
 from ..runtime.member import ClusterSpec, MemberState
 from ..runtime.supervision import Supervisor, setup_logging
-from ..runtime.tls import client_context, server_context
+from ..runtime.tls import server_context
 from ..server.members import Member, cluster_id, member_id
 from ..storage.identity import read_identity, write_identity
 from ..storage.snap import SnapshotCorrupt
@@ -60,7 +60,7 @@ def _cluster_spec(cfg: settings_mod.Settings) -> ClusterSpec:
 def _peer_client_context(cfg: settings_mod.Settings) -> ssl.SSLContext | None:
     if not cfg.peer_tls.enabled and not cfg.peer_tls.trusted_ca_file:
         return None
-    return client_context(cfg.peer_tls)
+    return client_context(cfg.peer_tls.trusted_ca_file, cfg.peer_tls.cert_file, cfg.peer_tls.key_file)
 
 
 def _identity(cfg: settings_mod.Settings, spec: ClusterSpec) -> int:
@@ -143,7 +143,7 @@ def _discover(cfg: settings_mod.Settings) -> settings_mod.Settings | None:
     # An https token URL: trust the peer CA (else the client CA, else the system's) and show our peer
     # certificate, so a token kept on a TLS-only pyetcd works with the fleet's one CA.
     ca = cfg.peer_tls.trusted_ca_file or cfg.client_tls.trusted_ca_file
-    ctx = client_context(replace(cfg.peer_tls, trusted_ca_file=ca)) if durl.startswith("https") else None
+    ctx = client_context(ca, cfg.peer_tls.cert_file, cfg.peer_tls.key_file) if durl.startswith("https") else None
     try:
         initial = join.join_cluster(durl, my_id, join.self_config(cfg.name, cfg.initial_advertise_peer_urls),
                                     ssl_context=ctx, proxy=cfg.discovery_proxy or None)

@@ -1,5 +1,6 @@
 """Blocking etcd v2 clients built on http.client (used before the event loop starts, and by tools)."""
 
+from pyetcd.client.connection import ConnectionOptions, connect
 from pyetcd.client.v2 import (
     ClientError,
     ClusterError,
@@ -10,5 +11,5 @@ from pyetcd.client.v2 import (
     Response,
 )
 
-__all__ = ["ClientError", "ClusterError", "EtcdError", "InvalidResponse", "KeysClient", "RequestTimeout",
-           "Response"]
+__all__ = ["ClientError", "ClusterError", "ConnectionOptions", "EtcdError", "InvalidResponse", "KeysClient",
+           "RequestTimeout", "Response", "connect"]

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from urllib.parse import urlencode, urlsplit
 
-from ..runtime.tls import TlsFiles, client_context
+from ..client.tls import client_context
 from .service_settings import REGISTRY, Settings
 
 # ---- the backing keyspace ----------------------------------------------------------------------
@@ -110,8 +110,7 @@ class Backing:
 def backing_tls(settings: Settings) -> ssl.SSLContext | None:
     if not any(u.startswith("https:") for u in settings.etcd) and not settings.etcd_ca_file:
         return None
-    return client_context(TlsFiles(settings.etcd_cert_file or "", settings.etcd_key_file or "",
-                                   settings.etcd_ca_file or ""))
+    return client_context(settings.etcd_ca_file or "", settings.etcd_cert_file or "", settings.etcd_key_file or "")
 
 
 # ---- reading a backing response while watching the client --------------------------------------

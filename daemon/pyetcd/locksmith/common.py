@@ -36,8 +36,8 @@ def global_flags() -> list[Flag]:
 
 
 def connection(values: dict[str, Any]) -> Connection:
-    return Connection(endpoints=tuple(values["endpoint"]) or DEFAULT_ENDPOINTS, cafile=values["etcd-cafile"],
-                      certfile=values["etcd-certfile"], keyfile=values["etcd-keyfile"],
+    return Connection(endpoints=tuple(values["endpoint"]) or DEFAULT_ENDPOINTS, ca_file=values["etcd-cafile"],
+                      cert_file=values["etcd-certfile"], key_file=values["etcd-keyfile"],
                       username=values["etcd-username"], password=values["etcd-password"])
 
 

@@ -8,12 +8,10 @@ not exist" look true and leave a slot taken for ever.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from urllib.parse import quote, urlsplit, urlunsplit
+from collections.abc import Callable
 
+from ..client.connection import ConnectionOptions, connect
 from ..client.v2 import ClientError, EtcdError, KeysClient, RequestTimeout
-from ..runtime.tls import TlsFiles, client_context
 from .semaphore import Semaphore, semaphore_key
 
 DEFAULT_ENDPOINTS = ("http://127.0.0.1:2379", "http://127.0.0.1:4001")
@@ -22,41 +20,14 @@ COMPARE_FAILED = 101
 EVENT_INDEX_CLEARED = 401
 
 
-@dataclass(frozen=True)
-class Connection:
-    """Where the store is and how to reach it (the global flags of both commands)."""
-
-    endpoints: Sequence[str] = DEFAULT_ENDPOINTS
-    cafile: str = ""
-    certfile: str = ""
-    keyfile: str = ""
-    username: str = ""
-    password: str = ""
-    timeout: float = 5.0
+class Connection(ConnectionOptions):
+    """The connection options of both commands' global flags, with locksmith's rule on TLS files."""
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        """None unless a TLS file is set. Upstream loads all three together; a CA alone (server-only TLS)
-        is a pyetcd extension."""
-        if not (self.cafile or self.certfile or self.keyfile):
-            return None
-        if bool(self.certfile) != bool(self.keyfile):
+        """Upstream loads the three files together; a CA alone (server-only TLS) is a pyetcd extension."""
+        if bool(self.cert_file) != bool(self.key_file):
             raise ValueError("-etcd-certfile and -etcd-keyfile must be given together")
-        return client_context(TlsFiles(self.certfile, self.keyfile, self.cafile))
-
-    def urls(self) -> list[str]:
-        """Endpoints with the basic-auth credentials embedded (KeysClient reads them from the URL)."""
-        if not self.username:
-            return list(self.endpoints)
-        cred = quote(self.username, safe="") + ":" + quote(self.password, safe="")
-        out = []
-        for ep in self.endpoints:
-            parts = urlsplit(ep)
-            host = parts.netloc.rpartition("@")[2]
-            out.append(urlunsplit(parts._replace(netloc=f"{cred}@{host}")))
-        return out
-
-    def keys_client(self) -> KeysClient:
-        return KeysClient(self.urls(), ssl_context=self.ssl_context(), timeout=self.timeout)
+        return super().ssl_context()
 
 
 class LockClient:
@@ -71,7 +42,7 @@ class LockClient:
     @staticmethod
     def connect(conn: Connection, group: str = "") -> LockClient:
         """Build a client and run Init, as every locksmith command does first."""
-        client = LockClient(conn.keys_client(), group)
+        client = LockClient(connect(conn), group)
         client.init()
         return client
 

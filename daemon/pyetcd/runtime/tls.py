@@ -8,7 +8,7 @@ handshake does not finish in time.
 
 Contexts follow etcd's flags: TLS 1.2 or newer, the server asks for client certificates only with
 `--client-cert-auth`/`--peer-client-cert-auth`, and `--peer-cert-allowed-cn` is checked on both ends of
-a peer connection (etcd does the same).
+a peer connection (etcd does the same). Contexts for dialling out come from pyetcd.client.tls.
 """
 
 from __future__ import annotations
@@ -50,20 +50,6 @@ def server_context(files: TlsFiles) -> ssl.SSLContext:
     if files.client_cert_auth:
         ctx.load_verify_locations(files.trusted_ca_file)
         ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
-
-
-def client_context(files: TlsFiles) -> ssl.SSLContext:
-    """For dialling peers (and the cluster when joining): verify the server against the trusted CA
-    (the system's if none is given) and present our own certificate, as etcd's peer transport does."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if files.trusted_ca_file:
-        ctx.load_verify_locations(files.trusted_ca_file)
-    else:
-        ctx.load_default_certs()
-    if files.cert_file:
-        ctx.load_cert_chain(files.cert_file, files.key_file or None)  # no key file: it is in the cert's PEM
     return ctx
 
 

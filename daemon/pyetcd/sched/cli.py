@@ -19,15 +19,14 @@ import logging
 import os
 import signal
 import socket
-import ssl
 import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+from ..client.connection import ConnectionOptions
 from ..client.v2 import ClientError, EtcdError
-from ..runtime.tls import TlsFiles, client_context
 from .agent import Agent, AgentConfig
 from .kv import KEY_NOT_FOUND, KV, NODE_EXISTS
 from .layout import (
@@ -99,11 +98,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def connection_options(args: argparse.Namespace) -> ConnectionOptions:
+    """The common flags as connection options. A --key without --cert is ignored; a --cert without --key
+    holds its key in the same PEM."""
+    return ConnectionOptions(endpoints=tuple(e.strip() for e in args.endpoints.split(",") if e.strip()),
+                             ca_file=args.cacert or "", cert_file=args.cert or "",
+                             key_file=(args.key or "") if args.cert else "", request_timeout_s=args.timeout)
+
+
 def _kv(args: argparse.Namespace) -> KV:
-    ctx: ssl.SSLContext | None = None
-    if args.cacert or args.cert:
-        ctx = client_context(TlsFiles(args.cert or "", args.key or "", args.cacert or ""))
-    return KV([e.strip() for e in args.endpoints.split(",") if e.strip()], ssl_context=ctx, timeout=args.timeout)
+    return KV(connection_options(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,11 +10,11 @@ Every call takes an explicit timeout: the agent's loop must never block past its
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
-from ..client.v2 import EtcdError, KeysClient, RequestTimeout, Response
+from ..client.connection import ConnectionOptions, connect
+from ..client.v2 import EtcdError, RequestTimeout, Response
 
 KEY_NOT_FOUND = 100
 COMPARE_FAILED = 101
@@ -28,22 +28,20 @@ def is_code(err: BaseException, *codes: int) -> bool:
 
 
 class KV:
-    def __init__(self, endpoints: Sequence[str], *, ssl_context: ssl.SSLContext | None = None,
-                 timeout: float = 5.0) -> None:
-        if isinstance(endpoints, str):
-            endpoints = [e for e in endpoints.split(",") if e]
-        self._endpoints = list(endpoints)
-        self._ssl_context = ssl_context
-        self.timeout = timeout
-        self._client = KeysClient(self._endpoints, ssl_context=ssl_context, timeout=timeout)
+    def __init__(self, options: ConnectionOptions) -> None:
+        self._options = options
+        self._ssl_context = options.ssl_context()
+        self.timeout = options.request_timeout_s
+        self._client = connect(options, ssl_context=self._ssl_context)
 
     @property
     def endpoints(self) -> list[str]:
-        return list(self._endpoints)
+        return list(self._options.endpoints)
 
     def _rotate(self) -> None:
-        self._endpoints = self._endpoints[1:] + self._endpoints[:1]
-        self._client = KeysClient(self._endpoints, ssl_context=self._ssl_context, timeout=self.timeout)
+        eps = self._options.endpoints
+        self._options = replace(self._options, endpoints=eps[1:] + eps[:1])
+        self._client = connect(self._options, ssl_context=self._ssl_context)
 
     def _run(self, method: str, *args: Any, **kwargs: Any) -> Response:
         try:
