@@ -10,6 +10,7 @@ import http.client
 import json
 import logging
 import os
+import random
 import resource
 import socket
 import ssl
@@ -19,11 +20,16 @@ from urllib.parse import urlsplit
 
 from ..client.tls import client_context
 from ..ops import settings as settings_mod
+from ..raft.core import RaftConfig
 from ..runtime.loop import EventLoop, Listener
-from ..runtime.member import ClusterSpec, MemberState
+from ..runtime.member import MemberView
 from ..runtime.supervision import Supervisor, setup_logging
 from ..runtime.tls import server_context
-from ..server.members import Member, cluster_id, member_id
+from ..server.driver import DriverConfig, MemberDriver
+from ..server.members import Member, cluster_id, id_hex, member_id
+from ..server.recovery import ClusterSpec, Recovered, recover
+from ..storage.errors import DiskFull, io_from_environment
+from ..storage.files import FileStorage
 from ..storage.identity import read_identity, write_identity
 from ..storage.snap import SnapshotCorrupt
 from ..storage.wal import WalCorrupt
@@ -233,13 +239,31 @@ def main(argv: list[str] | None = None) -> int:
     spec = _cluster_spec(cfg)
     # The data dir holds the cluster's data: private to the service's user, as etcd makes it.
     cfg.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    request_timeout_s = 5.0 + 2 * cfg.election_timeout_ms / 1000  # etcd's v2 request timeout
+    try:
+        io = io_from_environment()
+    except ValueError as e:
+        log.error("%s", e)
+        return 1
     try:
         with supervisor.keepalive_during("recovering data" if spec.state_new else "joining the cluster"):
             cid = _identity(cfg, spec)
-            member = MemberState(spec, cfg.data_dir, cfg.snapshot_count, time.time_ns(), cid)
+            storage = FileStorage(cfg.data_dir, io)
+            rec = recover(storage, spec, RaftConfig(spec.self_id, election_ticks=spec.election_ticks,
+                                                    heartbeat_ticks=spec.heartbeat_ticks), random.Random())
     except (WalCorrupt, SnapshotCorrupt) as e:
         log.error("cannot recover data in %s: %s", cfg.data_dir, e)
         return 1
+    except DiskFull as e:
+        log.error("cannot start: the disk holding %s is full (%s); free some space", cfg.data_dir, e)
+        return 1
+    _log_recovered(rec)
+    # Request ids must not repeat across restarts: an entry proposed before a crash can commit afterwards
+    # and would otherwise answer a new request (etcd seeds its ids from the clock too).
+    driver = MemberDriver(rec.node, rec.raft, rec.snap_index,
+                          DriverConfig(cfg.name, list(cfg.advertise_client_urls), cfg.snapshot_count,
+                                       request_timeout_s, time.time_ns() // 1000))
+    member = MemberView(driver, cfg.name, cid, spec.token, time.time_ns())
     fields.member = member
     try:
         listeners = _listeners(cfg, spec)
@@ -260,15 +284,21 @@ def main(argv: list[str] | None = None) -> int:
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     tick_s = cfg.heartbeat_interval_ms / 1000
-    request_timeout_s = 5.0 + 2 * cfg.election_timeout_ms / 1000  # etcd's v2 request timeout
     try:
         dial_ctx = _peer_client_context(cfg)
     except ssl.SSLError as e:
         log.error("cannot load peer TLS certificates: %s", e)
         return 1
     supervisor.status("waiting for a leader")
-    EventLoop(member, listeners, tick_s, request_timeout_s, dial_ctx, cfg.peer_tls.allowed_cn, supervisor).run()
+    EventLoop(driver, member, storage, listeners, tick_s, dial_ctx, cfg.peer_tls.allowed_cn, supervisor).run()
     return 0
+
+
+def _log_recovered(rec: Recovered) -> None:
+    st = rec.raft.status()
+    log.info("recovered: snapshot index %d, %d entries in the log, %d replayed, etcd index %d, raft index %d, "
+             "term %d, voters %s", rec.snap_index, st.last_index - st.snap_index, rec.replayed, rec.node.store.index,
+             st.commit, st.term, ",".join(id_hex(v) for v in st.voters))
 
 
 if __name__ == "__main__":

@@ -98,6 +98,7 @@ class Raft:
         self.randomized_election_ticks = 0
         self.pending_conf_index = 0
         self.lead_transferee = NONE
+        self.disk_full = False  # see persist_failed()
         self._step: Callable[[Message], None] = self._step_follower
         self._tick: Callable[[], None] = self._tick_election
         self.become_follower(self.term, NONE)
@@ -115,7 +116,9 @@ class Raft:
         return tuple(sorted(self.prs))
 
     def promotable(self) -> bool:
-        return self.id in self.prs
+        # A node that cannot persist a vote for itself must not campaign (nor, being unable to persist
+        # its own entries, lead).
+        return self.id in self.prs and not self.disk_full
 
     # ---- role changes --------------------------------------------------------------------------
 
@@ -625,3 +628,30 @@ class Raft:
 
     def compact(self, snap: Snapshot, keep_entries: int) -> None:
         self.log.compact(snap, keep_entries)
+
+    # ---- a full disk ---------------------------------------------------------------------------
+
+    def persist_failed(self) -> None:
+        """The last Ready's entries, snapshot or hard state could not be made durable (disk full).
+
+        The log forgets its unstable tail (what the disk has is what we have: nothing unpersisted may
+        be acked or applied) and the commit index falls back to what we hold. A leader steps down: it
+        may already have sent that tail to followers, so it must never append other entries at those
+        indexes in its term; it hands over to the most up-to-date follower at once (MsgTimeoutNow only
+        speeds up an election that the voting rules keep safe). Until `persist_recovered()` the node
+        neither campaigns nor takes leadership; it still follows and answers heartbeats."""
+        log = self.log
+        del log.entries[log.stable_index - log.snap_index:]
+        log.committed = max(log.applied, min(log.committed, log.last_index))
+        self.disk_full = True
+        if self.role is Role.LEADER:
+            others = [(pr.match, pid) for pid, pr in self.prs.items() if pid != self.id]
+            if others:
+                _, best = max(others)
+                self._send(Message(MsgType.TIMEOUT_NOW, best, self.id, self.term))
+            self.become_follower(self.term, NONE)
+        elif self.role is not Role.FOLLOWER:
+            self.become_follower(self.term, NONE)
+
+    def persist_recovered(self) -> None:
+        self.disk_full = False

@@ -20,8 +20,9 @@ from .types import (
     Message,
     MsgType,
     Ready,
+    Role,
     Snapshot,
-    SoftState,
+    Status,
 )
 
 __all__ = ["ProposalDropped", "RawNode"]
@@ -88,15 +89,59 @@ class RawNode:
     def compact(self, snap: Snapshot, keep_entries: int) -> None:
         self.raft.compact(snap, keep_entries)
 
+    def persist_failed(self, rd: Ready) -> None:
+        """`rd` could not be made durable (the disk is full): nothing of it is applied or advanced; the
+        unstable tail is dropped and Raft stops campaigning and leading (see Raft.persist_failed). Its
+        next Ready asks again for what is still needed (the hard state, a pending snapshot)."""
+        self.raft.persist_failed()
+
+    def persist_recovered(self) -> None:
+        """A write reached the disk again: the node may campaign and lead."""
+        self.raft.persist_recovered()
+
     # ---- outputs -------------------------------------------------------------------------------
 
-    @property
-    def status(self) -> SoftState:
-        return self.raft.soft_state()
+    def status(self) -> Status:
+        r = self.raft
+        log = r.log
+        match = tuple((pid, pr.match) for pid, pr in sorted(r.prs.items())) if r.role is Role.LEADER else ()
+        return Status(r.id, r.term, r.vote, r.lead, r.role, log.committed, log.applied, log.last_index,
+                      log.snap_index, r.voters, match, r.disk_full)
 
+    # Cheap views of single fields, for per-request headers and per-turn checks.
     @property
     def lead(self) -> int:
         return self.raft.lead
+
+    @property
+    def term(self) -> int:
+        return self.raft.term
+
+    @property
+    def is_leader(self) -> bool:
+        return self.raft.role is Role.LEADER
+
+    @property
+    def commit_index(self) -> int:
+        return self.raft.log.committed
+
+    @property
+    def applied_index(self) -> int:
+        return self.raft.log.applied
+
+    @property
+    def voters(self) -> tuple[int, ...]:
+        return self.raft.voters
+
+    def hard_state(self) -> HardState:
+        return self.raft.hard_state()
+
+    def log_term(self, index: int) -> int | None:
+        return self.raft.log.term(index)
+
+    def entries(self, lo: int, hi: int) -> list[Entry]:
+        """Log entries [lo, hi) still held in memory (for checkers and tools)."""
+        return self.raft.log.slice(lo, hi)
 
     def has_ready(self) -> bool:
         r = self.raft

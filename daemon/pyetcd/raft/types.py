@@ -128,6 +128,24 @@ class SoftState:
 
 
 @dataclass(frozen=True, slots=True)
+class Status:
+    """A node's Raft view for everyone outside raft/ (etcd-raft's Status): read it, never Raft's fields."""
+
+    id: int
+    term: int
+    vote: int
+    lead: int
+    role: Role
+    commit: int
+    applied: int
+    last_index: int
+    snap_index: int
+    voters: tuple[int, ...]
+    match: tuple[tuple[int, int], ...]  # (peer, highest index known replicated there); a leader's view
+    disk_full: bool  # persisting failed: the node neither campaigns nor leads until a write succeeds
+
+
+@dataclass(frozen=True, slots=True)
 class ReadState:
     """A linearizable read may be served once the local applied index reaches `index`."""
 

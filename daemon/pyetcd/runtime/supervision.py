@@ -7,7 +7,7 @@ without sdnotify still work.
 
 - READY=1 once the member has recovered its data and sees a leader (it can then serve).
 - STATUS= whenever what the member is doing changes: recovering, discovering, waiting for a leader,
-  leader or follower with the term.
+  leader or follower with the term, and whether its disk is full (writes refused until space is freed).
 - WATCHDOG=1 from the event loop at half of WatchdogSec: a loop that stops turning (SIGSTOP, a hung
   disk) is killed and restarted by systemd. Start-up work that blocks before the loop runs (discovery
   waiting for peers) keeps the watchdog fed from `keepalive_during`, which stops once the loop runs.
@@ -64,7 +64,7 @@ class Supervisor:
         self._next_ping = 0.0
         self.ready = False
         self._status = ""
-        self._view: tuple[int, int, bool, int] | None = None  # what the last STATUS described
+        self._view: tuple[int, int, bool, int, bool] | None = None  # what the last STATUS described
 
     def _send(self, state: str) -> None:
         if self._sender is not None:
@@ -96,7 +96,7 @@ class Supervisor:
         if not self.enabled:
             return
         lead = member.leader_id
-        view = (lead, member.term, member.is_leader, len(member.members.by_id))
+        view = (lead, member.term, member.is_leader, len(member.members.by_id), member.disk_full)
         if view == self._view:
             return  # nothing to say: the loop turns thousands of times a second under load
         self._view = view
@@ -106,6 +106,8 @@ class Supervisor:
             text = f"follower of {lead:x}, term {member.term}"
         else:
             text = f"waiting for a leader (term {member.term})"
+        if member.disk_full:
+            text = f"disk full: writes refused until space is freed; {text}"
         if lead and not self.ready:
             self.mark_ready(text)
         else:

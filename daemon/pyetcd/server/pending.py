@@ -1,26 +1,35 @@
 """Client requests waiting for Raft: proposals until their entry is applied, quorum reads until their
-ReadIndex is applied. Pure bookkeeping; time (monotonic seconds) is passed in.
+ReadIndex is applied, membership changes until theirs is. Pure bookkeeping; time (monotonic seconds) is
+passed in.
 
 A proposal that Raft drops (no leader yet, a conf change already in flight) stays here and is offered
-again on every tick until its deadline; then the client gets etcd's 500 errorCode 300
+again on every turn until its deadline; then the client gets etcd's 500 errorCode 300
 "etcdserver: request timed out". Nothing waits forever.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from ..raft.types import ConfChange
 
 
+class Kind(Enum):
+    WRITE = "write"
+    READ = "read"  # linearizable (quorum) read: ReadIndex, then served locally
+    CONF = "conf"  # membership change
+
+
 @dataclass(slots=True)
 class Pending:
     req_id: int
-    waiter: Any  # the runtime's connection
-    outcome: Any  # what the HTTP layer asked for (Propose / quorum read)
+    kind: Kind
+    waiter: Any  # who gets the answer (the runtime's connection, the simulator's client op)
+    tag: Any  # what the waiter asked for, handed back with the answer (e.g. the HTTP outcome to render)
     deadline: float
-    data: bytes = b""  # the encoded entry (proposals)
+    data: bytes = b""  # the encoded entry (writes)
     conf_change: ConfChange | None = None
     submitted: bool = False  # accepted by Raft (for reads: read_index issued)
     read_index: int = 0  # quorum read: serve once applied >= this (0 = not known yet)
@@ -67,6 +76,13 @@ class PendingTable:
                 del self.by_id[p.req_id]
                 return p
         return None
+
+    def take_changes(self) -> list[Pending]:
+        """Remove and return every write and membership change (the disk is full: none can complete)."""
+        gone = [p for p in self.by_id.values() if p.kind is not Kind.READ]
+        for p in gone:
+            del self.by_id[p.req_id]
+        return gone
 
     def drop_waiter(self, waiter: Any) -> None:
         for rid in [rid for rid, p in self.by_id.items() if p.waiter is waiter]:

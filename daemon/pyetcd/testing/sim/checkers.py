@@ -22,17 +22,17 @@ The end-of-run checks (durability, linearizability) live in the runner.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ...raft.types import Entry, Ready
-from ...server.node import Applied
-from ...server.pending import Pending
-from ...server.requests import SYNC, Request
+from ...raft.types import Entry
+from ...server.node import Applied, ServerNode
+from ...server.requests import SYNC
 from ...store.node import Node
 from ...store.store import Store
 
 if TYPE_CHECKING:
-    from .node import SimNode
+    from .node import ClientOp, SimNode
 
 
 class SafetyViolation(AssertionError):
@@ -52,11 +52,15 @@ class Checker:
     def fail(self, msg: str) -> None:
         raise SafetyViolation(msg)
 
-    def on_ready(self, node: SimNode, rd: Ready) -> None:
-        assert node.rn is not None
-        log = node.rn.raft.log
-        for e in rd.entries:
-            prev = log.term(e.index - 1)
+    def observer(self, node: SimNode) -> NodeObserver:
+        """The hook the production recovery and driver call after each change of node's state machine."""
+        return NodeObserver(self, node)
+
+    def on_ready(self, node: SimNode, entries: list[Entry]) -> None:
+        assert node.driver is not None
+        raft = node.driver.raft
+        for e in entries:
+            prev = raft.log_term(e.index - 1)
             assert prev is not None
             key = (e.index, e.term)
             mine = (int(e.type), e.data, prev)
@@ -64,36 +68,37 @@ class Checker:
             if seen != mine:
                 self.fail(f"log matching: n{node.id} has entry {key} = {mine!r}, another node has {seen!r}")
 
-    def on_apply(self, node: SimNode, e: Entry, applied: Applied, etcd_index_before: int) -> None:
+    def on_apply(self, node: SimNode, store: Store, e: Entry, applied: Applied, etcd_index_before: int) -> None:
         seen = self.applied.setdefault(e.index, e)
         if seen != e:
             self.fail(f"state-machine safety: n{node.id} applies {e!r} at {e.index}, another node applied {seen!r}")
-        # While a node replays its log in recovery it has no RawNode yet: its durable term stands in.
-        self.commit_term.setdefault(e.index, node.rn.raft.term if node.rn is not None else node.replay_term)
+        # While a node replays its log in recovery it has no driver yet: its durable term stands in.
+        self.commit_term.setdefault(e.index, node.term if node.driver is not None else node.replay_term)
         req = applied.request
         if req is not None and req.kind == SYNC:
-            self._check_expiry(node, e.index, req.time_ns, etcd_index_before)
-        self._check_store(node, e.index)
+            self._check_expiry(node, store, e.index, req.time_ns, etcd_index_before)
+        self._check_store(node, store, e.index)
 
-    def on_answer(self, node: SimNode, p: Pending, req: Request) -> None:
-        mine = Request.decode(p.data) if p.data else "a quorum read"
-        if mine != req:
-            self.fail(f"answers: n{node.id} answers its request {p.req_id} ({mine}) from the applied entry "
-                      f"of another request ({req})")
+    def on_answer(self, node: SimNode, op: ClientOp, applied: Applied) -> None:
+        """The origin answers a client only from the entry that client's request was proposed as."""
+        req = applied.request
+        mine = op.request
+        if req is None or mine is None or req.origin != node.id or replace(req, origin=0, req_id=0) != mine:
+            self.fail(f"answers: n{node.id} answers client op #{op.op_id} ({mine}) from the applied entry "
+                      f"of another request ({req}) at {applied.index}")
 
-    def on_restore(self, node: SimNode, index: int) -> None:
+    def on_restore(self, node: SimNode, store: Store, index: int) -> None:
         """A node's store was replaced by a snapshot taken at raft index `index`."""
-        self._check_store(node, index)
+        self._check_store(node, store, index)
 
-    def _check_store(self, node: SimNode, index: int) -> None:
-        fp = store_fingerprint(node.store)
+    def _check_store(self, node: SimNode, store: Store, index: int) -> None:
+        fp = store_fingerprint(store)
         seen = self.store_state.setdefault(index, (fp, node.id))
         if seen[0] != fp:
             self.fail(f"state-machine safety: n{node.id}'s store after raft index {index} (etcd index "
-                      f"{node.store.index}) differs from n{seen[1]}'s: {store_listing(node.store)}")
+                      f"{store.index}) differs from n{seen[1]}'s: {store_listing(store)}")
 
-    def _check_expiry(self, node: SimNode, index: int, time_ns: int, etcd_index_before: int) -> None:
-        store = node.store
+    def _check_expiry(self, node: SimNode, store: Store, index: int, time_ns: int, etcd_index_before: int) -> None:
         # Each expired key consumed one etcd index, in order; the history holds their events.
         gone_rev: list[str] = []
         for ev in reversed(store.history.events):
@@ -115,27 +120,40 @@ class Checker:
         for n in nodes:
             if not n.is_leader:
                 continue
-            assert n.rn is not None
-            r = n.rn.raft
-            prev = self.leaders.get(r.term)
+            term = n.term
+            prev = self.leaders.get(term)
             if prev is None:
-                self.leaders[r.term] = r.id
+                self.leaders[term] = n.id
                 self.elections += 1
                 self._check_completeness(n)
-            elif prev != r.id:
-                self.fail(f"election safety: n{prev} and n{r.id} are both leaders of term {r.term}")
+            elif prev != n.id:
+                self.fail(f"election safety: n{prev} and n{n.id} are both leaders of term {term}")
 
     def _check_completeness(self, n: SimNode) -> None:
-        assert n.rn is not None
-        r = n.rn.raft
-        log = r.log
+        assert n.driver is not None
+        raft = n.driver.raft
+        st = raft.status()
         for index, e in self.applied.items():
-            if self.commit_term[index] >= r.term or index <= log.snap_index:
+            if self.commit_term[index] >= st.term or index <= st.snap_index:
                 continue
-            t = log.term(index)
+            t = raft.log_term(index)
             if t != e.term:
-                self.fail(f"leader completeness: n{r.id} leads term {r.term} but has term {t} at {index}, "
+                self.fail(f"leader completeness: n{n.id} leads term {st.term} but has term {t} at {index}, "
                           f"where entry of term {e.term} was committed by term {self.commit_term[index]}")
+
+
+class NodeObserver:
+    """server/recovery.py's StateObserver for one simulated node."""
+
+    def __init__(self, checker: Checker, node: SimNode) -> None:
+        self.checker = checker
+        self.node = node
+
+    def restored(self, server: ServerNode, index: int) -> None:
+        self.checker.on_restore(self.node, server.store, index)
+
+    def applied(self, server: ServerNode, entry: Entry, applied: Applied, etcd_index_before: int) -> None:
+        self.checker.on_apply(self.node, server.store, entry, applied, etcd_index_before)
 
 
 def _walk(root: Node) -> list[tuple[str, bool, str | None, int, int, int]]:

@@ -7,23 +7,26 @@ its CRC chain cuts the replay at the first torn record, which is the same as kee
 
 Records: ("ent", Entry), ("hs", HardState), ("snap", Snapshot) for a snapshot received from the leader
 (it replaces the log), ("save", Snapshot) for a snapshot the node took of its own state (entries after
-it stay). `load()` replays them the way the runtime's recovery does.
+it stay). `load()` replays them the way the real storage's does.
+
+It implements server/durable.py's Storage, so the simulator runs the production recovery and driver over
+it, with the faults of a real disk: a full disk (`full`: a sync raises DiskFull and keeps nothing since
+the last sync, as the real WAL truncates back to its last whole record) and a failing one (`fail_next_sync`:
+the next sync raises EIO and the member must stop).
 """
 
 from __future__ import annotations
 
+import errno
 import random
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from ...raft.types import Entry, HardState, Snapshot
+from ...server.durable import Loaded
+from ...storage.errors import DiskFull
 
-
-@dataclass
-class Recovered:
-    hard_state: HardState = field(default_factory=HardState)
-    snapshot: Snapshot | None = None
-    entries: list[Entry] = field(default_factory=list)  # contiguous, all after the snapshot
+Recovered = Loaded
 
 
 class SimDisk:
@@ -31,13 +34,46 @@ class SimDisk:
         self.records: list[tuple[str, Any]] = []
         self.durable = 0
         self.fsyncs = 0
+        self.full = False  # fault: no space (until cleared)
+        self.fail_next_sync = False  # fault: the next sync fails with EIO
+        self.full_refusals = 0
 
     def append(self, kind: str, value: Any) -> None:
         self.records.append((kind, value))
 
+    # ---- Storage -------------------------------------------------------------------------------
+
+    def write(self, snapshot: Snapshot | None, entries: Sequence[Entry], hard_state: HardState | None) -> None:
+        if snapshot is not None:
+            self.append("snap", snapshot)
+        for e in entries:
+            self.append("ent", e)
+        if hard_state is not None:
+            self.append("hs", hard_state)
+
     def sync(self) -> None:
+        if self.fail_next_sync:
+            self.fail_next_sync = False
+            raise OSError(errno.EIO, "injected EIO (simulated disk)")
+        if self.full and len(self.records) > self.durable:
+            del self.records[self.durable:]  # the WAL truncates back to its last whole record
+            self.full_refusals += 1
+            raise DiskFull(None, "simulated disk")
         self.durable = len(self.records)
         self.fsyncs += 1
+
+    def save_snapshot(self, snap: Snapshot, hard_state: HardState, last_index: int) -> None:
+        if self.full:
+            self.full_refusals += 1
+            raise DiskFull(None, "simulated disk: snapshot")
+        self.sync()
+        self.append("save", snap)
+        self.append("hs", hard_state)
+        self.sync()
+        self.compact()
+
+    def close(self) -> None:
+        pass
 
     def crash(self, rng: random.Random) -> int:
         """Lose the volatile tail except a random prefix of it; returns how many records were lost."""

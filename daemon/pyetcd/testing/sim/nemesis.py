@@ -1,6 +1,8 @@
 """The fault schedule: partitions (symmetric, leader isolation, one-way), crashes with restart (also
-in the middle of an fsync, keeping a random prefix of what it wrote), pauses
-(SIGSTOP/SIGCONT), membership changes (one at a time, between 3 and 5 voters) and leadership transfers.
+in the middle of an fsync, keeping a random prefix of what it wrote), pauses (SIGSTOP/SIGCONT), a full
+disk for a while (writes refused with DiskFull, then space freed), an fsync failing with EIO (the member
+stops and is restarted), membership changes (one at a time, between 3 and 5 voters) and leadership
+transfers.
 Every choice comes from the nemesis' own generator."""
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class Nemesis:
         live = [n for n in c.nodes.values() if n.alive]
         leader = c.leader()
         actions = ["partition", "isolate_leader", "one_way", "heal", "heal", "crash", "crash_leader",
-                   "crash_in_fsync", "crash_in_fsync", "pause", "membership", "membership", "transfer"]
+                   "crash_in_fsync", "crash_in_fsync", "pause", "membership", "membership", "transfer",
+                   "disk_full", "disk_full", "fsync_eio"]
         action = self.rng.choice(actions)
         self.faults += 1
         ids = sorted(n.id for n in c.nodes.values() if not n.removed)
@@ -72,6 +75,15 @@ class Nemesis:
             victim = leader if leader is not None and self.rng.random() < 0.5 else self.rng.choice(live)
             victim.pause()
             self.world.after(self.rng.randint(50, 1000), victim.resume)
+        elif action == "disk_full" and live:
+            victim = leader if leader is not None and self.rng.random() < 0.5 else self.rng.choice(live)
+            self.world.trace(f"nemesis: n{victim.id}'s disk is full")
+            victim.disk.full = True
+            self.world.after(self.rng.randint(50, 2000), self._free_disk, victim.id)
+        elif action == "fsync_eio" and live:
+            victim = leader if leader is not None and self.rng.random() < 0.5 else self.rng.choice(live)
+            self.world.trace(f"nemesis: n{victim.id}'s next fsync fails with EIO")
+            victim.disk.fail_next_sync = True
         elif action == "membership" and leader is not None:
             self._membership(leader.id)
         elif action == "transfer" and leader is not None:
@@ -80,6 +92,12 @@ class Nemesis:
                 to = self.rng.choice(others)
                 self.world.trace(f"nemesis: transfer leadership n{leader.id} -> n{to}")
                 leader.transfer_leadership(to)
+
+    def _free_disk(self, node_id: int) -> None:
+        n = self.cluster.nodes[node_id]
+        if n.disk.full:
+            self.world.trace(f"nemesis: n{node_id}'s disk has room again")
+            n.disk.full = False
 
     def _restart(self, node_id: int) -> None:
         n = self.cluster.nodes[node_id]
@@ -98,7 +116,7 @@ class Nemesis:
             # Like `--initial-cluster-state existing` with the members GET /v2/members listed plus itself:
             # an empty log, then everything from the leader (entries or a snapshot).
             initial = [*leader.server.members.ordered(), member_record(new_id)]
-            c.add_node(new_id, initial).start()
+            c.add_node(new_id, initial=initial).start()
         elif len(voters) > 3:
             victim = self.rng.choice(voters)
             self.world.trace(f"nemesis: remove n{victim}")

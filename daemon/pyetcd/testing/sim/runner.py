@@ -13,6 +13,7 @@ Everything derives from the seed: cluster size, network profile, Raft knobs, the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ...raft.types import ConfChange, Message
@@ -24,7 +25,7 @@ from . import linearizability
 from .checkers import Checker, SafetyViolation
 from .nemesis import Nemesis
 from .net import NetProfile, SimNet
-from .node import ClientOp, NodeParams, Result, SimNode, bootstrap
+from .node import ClientOp, NodeParams, Result, SimNode
 from .workload import Workload
 from .world import World
 
@@ -64,9 +65,9 @@ class Cluster:
         self.restart_rng = world.rng("restart")
         self.workload: Workload | None = None
 
-    def add_node(self, node_id: int, initial: list[Member] | None = None) -> SimNode:
+    def add_node(self, node_id: int, founders: tuple[int, ...] = (), initial: list[Member] | None = None) -> SimNode:
         assert node_id not in self.nodes
-        n = SimNode(self, node_id, self.params, initial)
+        n = SimNode(self, node_id, self.params, founders, initial)
         self.nodes[node_id] = n
         return n
 
@@ -104,10 +105,8 @@ class Cluster:
     def leader(self) -> SimNode | None:
         best: SimNode | None = None
         for n in self.nodes.values():
-            if n.is_leader and not n.paused:
-                assert n.rn is not None
-                if best is None or n.rn.raft.term > best.rn.raft.term:  # type: ignore[union-attr]
-                    best = n
+            if n.is_leader and not n.paused and (best is None or n.term > best.term):
+                best = n
         return best
 
     def client_targets(self) -> list[int]:
@@ -127,13 +126,15 @@ def _choose(world: World) -> tuple[int, NodeParams, NetProfile, int]:
     return size, params, profile, clients
 
 
-def run(seed: int, steps: int = DEFAULT_STEPS, trace: bool = False) -> Report:
-    world = World(seed, trace)
+def run(seed: int, steps: int = DEFAULT_STEPS, trace: bool = False,
+        trace_sink: Callable[[str], None] | None = None) -> Report:
+    """One seeded run. `trace` prints every event; `trace_sink` gets every trace line instead."""
+    world = World(seed, trace, trace_sink)
     size, params, profile, clients = _choose(world)
     cluster = Cluster(world, params, profile)
     founders = tuple(range(1, size + 1))
     for i in founders:
-        bootstrap(cluster.add_node(i).disk, founders)
+        cluster.add_node(i, founders)
     for i in founders:
         cluster.nodes[i].start()
     ttl = world.rng("setup/ttl").random() < 0.5
@@ -187,12 +188,12 @@ def _members(cluster: Cluster) -> list[SimNode]:
 
 def _converged(cluster: Cluster) -> bool:
     lead = cluster.leader()
-    if lead is None or lead.rn is None:
+    if lead is None or lead.driver is None:
         return False
-    r = lead.rn.raft
-    if r.log.term(r.log.committed) != r.term or lead.busy:
+    st = lead.driver.status()
+    if lead.driver.raft.log_term(st.commit) != st.term or lead.busy:
         return False
-    return all(m.alive and m.applied == r.log.committed for m in _members(cluster))
+    return all(m.alive and m.applied == st.commit for m in _members(cluster))
 
 
 def _heal(world: World, cluster: Cluster, workload: Workload, nemesis: Nemesis) -> str:
@@ -202,6 +203,8 @@ def _heal(world: World, cluster: Cluster, workload: Workload, nemesis: Nemesis) 
     cluster.net.faults_enabled = False
     world.trace("=== heal: faults off, restarting crashed members ===")
     for n in cluster.nodes.values():
+        n.disk.full = False
+        n.disk.fail_next_sync = False
         if n.removed:
             continue
         if not n.alive:

@@ -16,12 +16,13 @@ from typing import Any
 
 
 class World:
-    def __init__(self, seed: int, trace: bool = False) -> None:
+    def __init__(self, seed: int, trace: bool = False, trace_sink: Callable[[str], None] | None = None) -> None:
         self.seed = seed
         self.now_ms = 0
         self._seq = 0
         self._heap: list[tuple[int, int, Callable[..., None], tuple[Any, ...]]] = []
-        self.trace_enabled = trace
+        self.trace_enabled = trace or trace_sink is not None
+        self.trace_sink: Callable[[str], None] = print if trace_sink is None else trace_sink  # each line goes here
         self.trace_lines: list[str] = []
         self.events_run = 0
         self.history_clock = 0  # strictly increasing stamp for client history events (no ties)
@@ -53,4 +54,4 @@ class World:
         if self.trace_enabled:
             line = f"{self.now_ms:>8} ms  {text}"
             self.trace_lines.append(line)
-            print(line)
+            self.trace_sink(line)

@@ -1,0 +1,54 @@
+"""What a member needs of stable storage, as an interface with two implementations: the real WAL and
+snapshot files (storage/files.py) and the simulator's disk (testing/sim/disk.py). Recovery
+(server/recovery.py) and the member driver (server/driver.py) see only this.
+
+The contract, in the order the driver uses it:
+- `load()` once at start: the newest snapshot, the hard state, and the log entries after the snapshot
+  (a later record for an index already seen has truncated the tail, as Raft did when it wrote it).
+- `write(snapshot, entries, hard_state)` buffers one Ready's records; `sync()` makes everything written
+  since the last sync durable (one fsync: the group commit). Nothing is acknowledged, sent as an ack or
+  applied before the sync covering it returns.
+- `sync()` raising `DiskFull` (storage/errors.py) means nothing since the last successful sync was kept
+  and the files end at their last whole record; the caller acknowledges nothing it covered and may try
+  again later. Any other OSError means the state of the disk is unknown: the member stops.
+- `save_snapshot(...)` makes the member's own snapshot durable and lets the log before it go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..raft.types import Entry, HardState, Snapshot
+
+
+@dataclass
+class Loaded:
+    hard_state: HardState = field(default_factory=HardState)
+    # The newest snapshot. Its meta.conf may be empty: the voters are inside its data (ServerNode.restore).
+    snapshot: Snapshot | None = None
+    entries: list[Entry] = field(default_factory=list)  # contiguous, all after the snapshot
+
+    @property
+    def empty(self) -> bool:
+        return self.snapshot is None and not self.entries and self.hard_state == HardState()
+
+
+class Storage(Protocol):
+    def load(self) -> Loaded: ...
+
+    def write(self, snapshot: Snapshot | None, entries: Sequence[Entry], hard_state: HardState | None) -> None:
+        """Buffer records for the next sync. A snapshot (received from the leader) replaces the whole log
+        before it; when one is given, `hard_state` is the node's full current hard state."""
+
+    def sync(self) -> None:
+        """Make everything written since the last sync durable. Raises DiskFull (nothing of it kept,
+        retry later) or another OSError (stop)."""
+
+    def save_snapshot(self, snap: Snapshot, hard_state: HardState, last_index: int) -> None:
+        """Durably save the member's own snapshot (after syncing what is buffered), then release log
+        records at or before its index; entries up to `last_index` stay. Raises DiskFull (the older
+        snapshot and the whole log stay) or another OSError."""
+
+    def close(self) -> None: ...

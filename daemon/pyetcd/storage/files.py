@@ -1,0 +1,96 @@
+"""FileStorage: the member's stable storage on the local disk (server/durable.py's Storage), over the WAL
+segments (wal.py) and the snapshot files (snap.py) in `<data-dir>/member/{wal,snap}`.
+
+A snapshot received from the leader is saved (atomically) before the WAL is cut after it; the segments it
+covers are released only once the sync that makes the new segment's hard state durable has returned, so
+a crash in between never loses the term and vote. Errors are those of wal.py and snap.py: DiskFull after
+they restored a clean state, any other OSError for "stop".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..raft.types import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMeta
+from ..server.durable import Loaded
+from . import wal_codec
+from .errors import DEFAULT_IO, DiskIo
+from .snap import SnapDir
+from .snap import Snapshot as SnapFile
+from .wal import Wal, WalCorrupt
+
+log = logging.getLogger("pyetcd.storage")
+
+
+class FileStorage:
+    def __init__(self, data_dir: Path, io: DiskIo = DEFAULT_IO) -> None:
+        member_dir = data_dir / "member"
+        self.snaps = SnapDir(member_dir / "snap", io)
+        self._snap_file = self.snaps.load_newest()
+        snap_index = self._snap_file.index if self._snap_file is not None else 0
+        self.wal, self._records = Wal.open(member_dir / "wal", snap_index + 1, io)
+        self._release_before = 0  # segments to release once the next sync has returned
+
+    def load(self) -> Loaded:
+        out = Loaded()
+        snap_index = 0
+        if self._snap_file is not None:
+            f = self._snap_file
+            out.snapshot = Snapshot(SnapshotMeta(f.index, f.term, ConfState(())), f.data)
+            snap_index = f.index
+        ents: list[Entry] = []
+        for rec in self._records:
+            if rec.rtype == wal_codec.ENTRY:
+                term, index, data = rec.entry()
+                if index <= snap_index:
+                    continue
+                while ents and ents[-1].index >= index:
+                    ents.pop()  # a later record for an index truncates the tail, as Raft did
+                expected = ents[-1].index + 1 if ents else snap_index + 1
+                if index != expected:
+                    raise WalCorrupt(f"{self.wal.path}: entry {index} follows {expected - 1} (a gap in the log); "
+                                     "refusing to start")
+                ents.append(Entry(term, index, EntryType(rec.entry_type()), data))
+            elif rec.rtype == wal_codec.HARD_STATE:
+                out.hard_state = HardState(*rec.hard_state())
+        out.entries = ents
+        self._records = []  # read once
+        return out
+
+    def write(self, snapshot: Snapshot | None, entries: Sequence[Entry], hard_state: HardState | None) -> None:
+        wal = self.wal
+        if snapshot is not None:
+            meta = snapshot.meta
+            self.snaps.save(SnapFile(meta.term, meta.index, snapshot.data))
+            wal.cut(meta.index + 1)
+            self._release_before = meta.index + 1
+            log.info("installed snapshot from the leader at raft index %d", meta.index)
+        for e in entries:
+            wal.append(wal_codec.encode_entry(e.term, e.index, e.data, e.type))
+        if hard_state is not None:
+            wal.append(wal_codec.encode_hard_state(hard_state.term, hard_state.vote, hard_state.commit))
+
+    def sync(self) -> None:
+        self.wal.sync()
+        if self._release_before:
+            index, self._release_before = self._release_before, 0
+            self.wal.release_before(index)
+
+    def save_snapshot(self, snap: Snapshot, hard_state: HardState, last_index: int) -> None:
+        wal = self.wal
+        wal.sync()  # a commit-only hard state may still be buffered
+        meta = snap.meta
+        path = self.snaps.save(SnapFile(meta.term, meta.index, snap.data))
+        # Segments wholly covered by the snapshot can go (the in-memory log keeps more for followers;
+        # after a restart they catch up from the snapshot instead). The new segment starts with the hard
+        # state: the released ones may hold the only copy of term and vote.
+        wal.cut(last_index + 1)
+        wal.append(wal_codec.encode_hard_state(hard_state.term, hard_state.vote, hard_state.commit))
+        wal.sync()
+        released = wal.release_before(meta.index + 1)
+        log.info("snapshot at raft index %d saved to %s; %d WAL segment(s) released", meta.index, path, released)
+
+    def close(self) -> None:
+        self.wal.close()
