@@ -32,7 +32,6 @@ import json
 import os
 import selectors
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.loadgen import RECV_SIZE, connect, prefill, put_request, raise_nofile, response_end
+from tests.support.kit import LoggedProcess
 from tests.support.servers import PYETCD_BIN, REPO, etcd_available, free_port
 
 KINDS = ("pyetcd", "etcd")
@@ -97,7 +97,7 @@ def http_call(port: int, method: str, path: str, body: str | None = None,
 
 
 @dataclass
-class Member:
+class Member(LoggedProcess):
     kind: str
     name: str
     client_port: int
@@ -118,43 +118,8 @@ class Member:
     def log_path(self) -> Path:
         return self.data_dir.parent / f"{self.data_dir.name}.log"
 
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
     def start(self) -> None:
-        with open(self.log_path, "ab") as out:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=env)
-
-    def kill9(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait()
-        self.proc = None
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def log_tail(self, n: int = 1500) -> str:
-        try:
-            return self.log_path.read_bytes()[-n:].decode(errors="replace")
-        except OSError:
-            return ""
+        self.launch(self.argv)  # without the caller's ETCD* variables
 
 
 class Cluster:
@@ -192,7 +157,7 @@ class Cluster:
             m.stop()
 
     def live(self) -> list[Member]:
-        return [m for m in self.members if m.alive()]
+        return [m for m in self.members if m.alive]
 
     def leader_seen_by(self, m: Member) -> Member | None:
         """The leader according to member m (GET /v2/members/leader), or None."""
@@ -208,7 +173,7 @@ class Cluster:
     def leader(self) -> Member | None:
         for m in self.live():
             ld = self.leader_seen_by(m)
-            if ld is not None and ld.alive():
+            if ld is not None and ld.alive:
                 return ld
         return None
 
@@ -251,7 +216,7 @@ class Cluster:
             if dead:
                 m = dead[0]
                 raise RuntimeError(f"{self.label} {m.name} exited with {m.proc.returncode if m.proc else '?'}: "
-                                   f"{m.log_tail()}")
+                                   f"{m.log_tail(1500)}")
             if self.whole():
                 return time.monotonic() - t0
             time.sleep(0.05)

@@ -15,9 +15,6 @@ same connection, so a cut S->D silences S's messages to D but not D's to S (that
 from __future__ import annotations
 
 import json
-import os
-import selectors
-import signal
 import socket
 import subprocess
 import threading
@@ -31,6 +28,7 @@ import pytest
 from pyetcd.server.members import member_id
 
 from tests.integration._http import Resp, request
+from tests.support.kit import LoggedProcess, TcpListener, head_fields, pump, read_head, wait_for
 from tests.support.servers import PYETCD_BIN, free_port
 
 HEARTBEAT_MS = 50
@@ -44,130 +42,53 @@ CLIENT_ERRORS = (OSError, ValueError)  # refused, reset, timed out, closed early
 # ---- relays --------------------------------------------------------------------------------------
 
 
-class Relay:
+class Relay(TcpListener):
     """Accepts on `port` (a member's advertised peer port) and forwards to `target_port` (its listened one).
 
     `blocked(src_id_hex, dst_name)` is consulted, under `lock`, before forwarding every chunk and every
     50 ms; a blocked connection is closed. The cluster changes its cuts under the same lock, so once
-    `Cluster.cut` returns not one more byte crosses a cut link. One accept thread plus one thread per
-    connection, all ending when `close()` sets the stop flag (every wait is bounded).
+    `Cluster.cut` returns not one more byte crosses a cut link. Threads end at close() (every wait is
+    bounded).
     """
 
     def __init__(self, dst_name: str, port: int, target_port: int,
                  blocked: Callable[[str | None, str], bool], lock: threading.RLock) -> None:
         self.lock = lock
         self.dst_name = dst_name
-        self.port = port
         self.target_port = target_port
         self.blocked = blocked
-        self.stopping = threading.Event()
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", port))
-        self.lsock.listen(64)
-        self.lsock.settimeout(0.1)
-        self.threads: list[threading.Thread] = []
-        self.accepted = 0
         self.refused = 0
-        t = threading.Thread(target=self._accept_loop, name=f"relay-{dst_name}", daemon=True)
-        t.start()
-        self.threads.append(t)
+        super().__init__(port, name=f"relay-{dst_name}")
 
-    def close(self) -> None:
-        self.stopping.set()
-        for t in list(self.threads):
-            t.join(2.0)
-        self.lsock.close()
-
-    def _accept_loop(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.lsock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.accepted += 1
-            t = threading.Thread(target=self._serve, args=(conn,), name=f"relay-{self.dst_name}-conn", daemon=True)
-            t.start()
-            self.threads = [x for x in self.threads if x.is_alive()] + [t]
-
-    def _serve(self, client: socket.socket) -> None:
-        upstream: socket.socket | None = None
-        try:
-            head, src = self._read_head(client)
-            if self.blocked(src, self.dst_name):
-                self.refused += 1
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=1.0)
+    def serve(self, client: socket.socket) -> None:
+        head = read_head(client, self.stopping)
+        src = head_fields(head)[1].get("x-server-from")
+        src = src.lower() if src is not None else None
+        if self.blocked(src, self.dst_name):
+            self.refused += 1
+            return
+        with socket.create_connection(("127.0.0.1", self.target_port), timeout=1.0) as upstream:
             with self.lock:
                 if self.blocked(src, self.dst_name):
                     return
                 upstream.sendall(head)
-            self._pump(client, upstream, src)
-        except OSError:
-            pass
-        finally:
-            client.close()
-            if upstream is not None:
-                upstream.close()
 
-    def _read_head(self, client: socket.socket) -> tuple[bytes, str | None]:
-        """Read until the end of the first request head (bounded: 2 s, 64 KiB); find X-Server-From."""
-        buf = b""
-        deadline = time.monotonic() + 2.0
-        client.settimeout(0.1)
-        while b"\r\n\r\n" not in buf and len(buf) < 65536 and time.monotonic() < deadline:
-            if self.stopping.is_set():
-                raise OSError("relay closing")
-            try:
-                data = client.recv(65536)
-            except TimeoutError:
-                continue
-            if not data:
-                raise OSError("closed before a request head")
-            buf += data
-        src = None
-        for line in buf.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"x-server-from":
-                src = value.strip().decode("latin-1").lower()
-        return buf, src
+            def send(dst: socket.socket | None, data: bytes) -> bool:
+                with self.lock:
+                    if self.blocked(src, self.dst_name):
+                        return False
+                    assert dst is not None
+                    dst.sendall(data)
+                return True
 
-    def _pump(self, client: socket.socket, upstream: socket.socket, src: str | None) -> None:
-        client.setblocking(False)
-        upstream.setblocking(False)
-        peer = {client: upstream, upstream: client}
-        with selectors.DefaultSelector() as sel:
-            sel.register(client, selectors.EVENT_READ)
-            sel.register(upstream, selectors.EVENT_READ)
-            while not self.stopping.is_set():
-                if self.blocked(src, self.dst_name):
-                    return
-                for key, _ in sel.select(0.05):
-                    sock = key.fileobj
-                    assert isinstance(sock, socket.socket)
-                    try:
-                        data = sock.recv(262144)
-                    except (BlockingIOError, InterruptedError):
-                        continue
-                    if not data:
-                        return
-                    out = peer[sock]
-                    with self.lock:
-                        if self.blocked(src, self.dst_name):
-                            return
-                        out.setblocking(True)
-                        out.settimeout(2.0)
-                        out.sendall(data)
-                        out.setblocking(False)
+            pump(client, upstream, self.stopping, send=send, still_open=lambda: not self.blocked(src, self.dst_name))
 
 
 # ---- members and clusters ------------------------------------------------------------------------
 
 
 @dataclass
-class Member:
+class Member(LoggedProcess):
     name: str
     client_port: int
     peer_port: int  # listened
@@ -197,48 +118,6 @@ class Member:
     @property
     def log_path(self) -> Path:
         return self.data_dir.parent / f"{self.name}.log"
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def log_tail(self, n: int = 4000) -> str:
-        try:
-            return self.log_path.read_bytes()[-n:].decode(errors="replace")
-        except OSError:
-            return ""
-
-    def signal(self, sig: int) -> None:
-        assert self.proc is not None and self.proc.poll() is None, f"{self.name} is not running"
-        os.kill(self.proc.pid, sig)
-
-    def kill9(self) -> None:
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-            self.proc = None
-
-    def stop(self, timeout_s: float = 10.0) -> int | None:
-        """SIGTERM (graceful: a leader hands over leadership), SIGKILL after timeout_s."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        rc = self.proc.returncode
-        self.proc = None
-        return rc
 
 
 class Cluster:
@@ -300,12 +179,7 @@ class Cluster:
     def launch(self, m: Member) -> None:
         """Start a member's process (without waiting for it: it needs a quorum to be healthy)."""
         assert not m.alive, f"{m.name} already running"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
-        with open(m.log_path, "ab") as log:
-            log.write(f"==== start #{m.starts + 1} of {m.name}: {' '.join(self.argv(m))}\n".encode())
-            log.flush()
-            m.proc = subprocess.Popen(self.argv(m), stdout=log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, env=env)
+        m.launch(self.argv(m), banner=f"==== start #{m.starts + 1} of {m.name}: {' '.join(self.argv(m))}\n")
         m.starts += 1
 
     def start(self, timeout_s: float = 20.0) -> Member:
@@ -431,15 +305,6 @@ class Cluster:
         if r.status == 204:
             m.removed = True
         return r
-
-
-def wait_for(pred: Callable[[], bool], timeout_s: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(interval)
-    return bool(pred())
 
 
 # ---- client helpers ------------------------------------------------------------------------------

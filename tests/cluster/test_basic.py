@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cluster.conftest import Cluster, MakeCluster, get, put, wait_for
+from tests.cluster.conftest import Cluster, MakeCluster, get, put
+from tests.support.kit import wait_for
 
 
 @pytest.mark.parametrize("n", [3, 5])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
 import ssl
 import subprocess
@@ -21,7 +20,8 @@ from pathlib import Path
 import pytest
 from pyetcd.ops.certs import CertFiles, create_ca, issue
 
-from tests.support.nodes import Node, wait_for
+from tests.support.kit import wait_for
+from tests.support.nodes import Node
 from tests.support.servers import PYETCD_BIN, Server, etcd_available, etcd_server, free_port, pyetcd_server
 
 
@@ -78,10 +78,7 @@ class Fleet:
                 "--listen-peer-urls", p, "--initial-advertise-peer-urls", p,
                 "--heartbeat-interval", "50", "--election-timeout", "500",
                 *(self.tls.flags() if self.tls else []), *(extra or [])]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
-        with open(node.log_path, "ab") as log:
-            node.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=env)
+        node.launch(argv)
 
     def get(self, node: Node, path: str) -> tuple[int, dict]:  # type: ignore[type-arg]
         return call(self.scheme, node.client_port, "GET", path, ctx=self.tls.context() if self.tls else None)
@@ -94,7 +91,7 @@ class Fleet:
 
     def kill_all(self) -> None:
         for n in self.nodes:
-            n.kill()
+            n.kill9()
 
 
 @pytest.fixture(scope="module")

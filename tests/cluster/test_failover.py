@@ -18,9 +18,9 @@ from tests.cluster.conftest import (
     put,
     put_retry,
     read_all,
-    wait_for,
 )
 from tests.integration._http import Resp
+from tests.support.kit import wait_for
 
 # From kill -9 of the leader to the first acknowledged write sent after it: detection (one election
 # timeout, randomized up to two) + an election + a round trip, with a wide margin for a loaded 2-core box.

@@ -11,9 +11,9 @@ from tests.cluster.conftest import (
     put,
     put_retry,
     read_all,
-    wait_for,
 )
 from tests.integration._http import request
+from tests.support.kit import wait_for
 
 EXIT_BOUND_S = 10.0  # a removed member shuts itself down
 

@@ -13,7 +13,6 @@ pyetcd leader again: the other scheduler takes over, and places new units and re
 from __future__ import annotations
 
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -32,7 +31,8 @@ from pyetcd.sched import cli
 from pyetcd.sched.kv import KV
 from pyetcd.sched.layout import Layout
 
-from tests.cluster.conftest import Cluster, MakeCluster, WriteLoad, wait_for
+from tests.cluster.conftest import Cluster, MakeCluster, WriteLoad
+from tests.support.kit import Child, TcpListener, clean_env, pump, wait_for
 
 MACHINE_TTL = 3
 LEADER_TTL = 3
@@ -123,14 +123,13 @@ class Sched:
         self.script = base / "unit.py"
         self.script.write_text(UNIT_SCRIPT)
         self.unit_log = base / "units.log"
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("ETCD", "PYETCD_SCHED"))}
+        self.procs: dict[str, Child] = {}
+        self.env = clean_env("ETCD", "PYETCD_SCHED")
 
     def _spawn(self, name: str, *args: str, endpoints: str | None = None) -> None:
-        with open(self.base / f"{name}.log", "ab") as out:
-            self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "pyetcd.sched.cli", args[0], "--endpoints", endpoints or self.endpoints,
-                 *args[1:]], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env)
+        self.procs[name] = child = Child(self.base / f"{name}.log")
+        child.launch([sys.executable, "-m", "pyetcd.sched.cli", args[0], "--endpoints", endpoints or self.endpoints,
+                      *args[1:]], self.env)
 
     def agent(self, name: str, endpoints: str | None = None) -> None:
         self._spawn(name, "agent", "--name", name, "--ttl", str(MACHINE_TTL), "--death-signal", "TERM",
@@ -146,9 +145,7 @@ class Sched:
         return cli.main([args[0], "--endpoints", self.endpoints, *args[1:]])  # before any "--"
 
     def kill9(self, name: str) -> None:
-        p = self.procs[name]
-        p.send_signal(signal.SIGKILL)
-        p.wait(10)
+        self.procs[name].kill9()
 
     def snapshot(self) -> dict[str, Any] | None:
         try:
@@ -161,21 +158,17 @@ class Sched:
         return read_runs(self.unit_log)
 
     def log_of(self, name: str) -> str:
-        return (self.base / f"{name}.log").read_text()
+        return self.procs[name].log()
 
     def logs(self) -> str:
-        return "\n".join(f"---- {n} ----\n{(self.base / f'{n}.log').read_text()[-4000:]}" for n in self.procs)
+        return "\n".join(f"---- {n} ----\n{p.log_tail(4000)}" for n, p in self.procs.items())
 
     def close(self) -> None:
         for p in self.procs.values():  # agents drain (their units log "stop"), schedulers release the lock
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
+            if p.alive:
+                p.signal(signal.SIGTERM)
         for p in self.procs.values():
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
+            p.stop(timeout_s=15)
         for r in self.runs():  # belt and braces: no unit process of ours may outlive the test
             if r.stop is None and pid_alive(r.pid):
                 try:
@@ -303,66 +296,28 @@ def test_place_fail_over_and_never_run_twice(sched: Sched) -> None:
     print(f"{len(runs)} runs of {len({r.unit for r in runs})} units, none overlapping")
 
 
-class Blackhole:
+class Blackhole(TcpListener):
     """A TCP forwarder to one member that can be made to swallow everything: connections are accepted and
     requests read, but nothing is answered, so clients hang until their own timeouts (the nastiest way
-    to lose the store). Threads end when close() is called; every wait is bounded."""
+    to lose the store)."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.cut = threading.Event()
-        self.stopping = threading.Event()
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(64)
-        self.lsock.settimeout(0.1)
-        self.port = self.lsock.getsockname()[1]
-        self.threads = [threading.Thread(target=self._accept, daemon=True)]
-        self.threads[0].start()
+        super().__init__(name="blackhole")
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def close(self) -> None:
-        self.stopping.set()
-        for t in self.threads:
-            t.join(2.0)
-        self.lsock.close()
-
-    def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.lsock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            t.start()
-            self.threads.append(t)
-
-    def _serve(self, client: socket.socket) -> None:
-        upstream = None
+    def serve(self, client: socket.socket) -> None:
+        upstream = None if self.cut.is_set() else socket.create_connection(("127.0.0.1", self.target_port), 1.0)
         try:
-            if not self.cut.is_set():
-                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=1.0)
-            socks = [client] + ([upstream] if upstream is not None else [])
-            while not self.stopping.is_set():
-                ready, _, _ = select.select(socks, [], [], 0.05)
-                for sock in ready:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    if self.cut.is_set() or upstream is None:
-                        continue  # swallowed
-                    (upstream if sock is client else client).sendall(data)
-        except OSError:
-            pass
+            pump(client, upstream, self.stopping, send=self._send)
         finally:
-            client.close()
             if upstream is not None:
                 upstream.close()
+
+    def _send(self, dst: socket.socket | None, data: bytes) -> bool:
+        if dst is not None and not self.cut.is_set():
+            dst.sendall(data)
+        return True  # while cut, swallowed
 
 
 def test_cut_off_agent_fences_itself_and_a_stalled_scheduler_rereads(sched: Sched) -> None:
@@ -384,10 +339,10 @@ def test_cut_off_agent_fences_itself_and_a_stalled_scheduler_rereads(sched: Sche
         # Freeze the follower scheduler while 1000+ other writes go by: its watch index falls out of the
         # history, so when it wakes up its next watch gets 401 and it must re-read everything.
         assert wait_for(lambda: "watching from there" in s.log_of("s2"), 15, 0.1), s.log_of("s2")
-        s.procs["s2"].send_signal(signal.SIGSTOP)
+        s.procs["s2"].signal(signal.SIGSTOP)
         with WriteLoad(lambda: c.alive, prefix="/noise", threads=4) as load:
             assert wait_for(lambda: load.count() >= 1100, 60, 0.2), "noise writes too slow"
-        s.procs["s2"].send_signal(signal.SIGCONT)
+        s.procs["s2"].signal(signal.SIGCONT)
         assert wait_for(lambda: "history cleared" in s.log_of("s2"), 15, 0.2), s.log_of("s2")
         s.kill9("s1")
         assert wait_for(lambda: (s.snapshot() or {}).get("leader") == "s2", LEADER_TTL + 10, 0.2), s.logs()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import shutil
 import socket
 import ssl
@@ -22,7 +21,8 @@ from pathlib import Path
 import pytest
 from pyetcd.ops.certs import CertFiles, create_ca, issue
 
-from tests.support.nodes import Node, wait_for
+from tests.support.kit import clean_env, wait_for
+from tests.support.nodes import Node
 from tests.support.servers import PYETCD_BIN, free_port
 
 ALLOWED_CN = "member"
@@ -81,7 +81,6 @@ def cluster(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list
     base = tmp_path_factory.mktemp("tls-cluster")
     members = [Node(f"m{i}", free_port(), free_port(), base / f"m{i}.etcd") for i in range(1, 4)]
     initial = ",".join(f"{m.name}=https://127.0.0.1:{m.peer_port}" for m in members)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
     for m in members:
         c, p = f"https://127.0.0.1:{m.client_port}", f"https://127.0.0.1:{m.peer_port}"
         argv = [str(PYETCD_BIN), "--name", m.name, "--data-dir", str(m.data_dir),
@@ -93,8 +92,7 @@ def cluster(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list
                 "--peer-cert-file", str(pki.member.cert), "--peer-key-file", str(pki.member.key),
                 "--peer-trusted-ca-file", str(pki.ca.cert), "--peer-client-cert-auth",
                 "--peer-cert-allowed-cn", ALLOWED_CN]
-        with open(m.log_path, "ab") as log:
-            m.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        m.launch(argv)
     ctx = client_ctx(pki, pki.client)
     try:
         ok = wait_for(lambda: all(https(m.client_port, "GET", "/health", ctx, timeout=1)[0] == 200
@@ -103,7 +101,7 @@ def cluster(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list
         yield members
     finally:
         for m in members:
-            m.kill()
+            m.kill9()
 
 
 def test_writes_replicate_over_mutual_tls(cluster: list[Node], pki: Pki) -> None:
@@ -228,7 +226,7 @@ def _plain_get(port: int, path: str) -> int:
 
 @pytest.mark.skipif(shutil.which("etcdctl") is None, reason="Debian's etcd-client is not installed")
 def test_etcdctl_speaks_https_with_client_certificates(cluster: list[Node], pki: Pki) -> None:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ETCD")}, "ETCDCTL_API": "2"}
+    env = clean_env(add={"ETCDCTL_API": "2"})
     base = ["etcdctl", "--endpoints", f"https://127.0.0.1:{cluster[0].client_port}",
             "--ca-file", str(pki.ca.cert), "--cert-file", str(pki.client.cert), "--key-file", str(pki.client.key)]
     out = subprocess.run([*base, "set", "/tls/ctl", "hello"], env=env, capture_output=True, text=True, timeout=20)

@@ -14,7 +14,6 @@ pyetcd data dir copied offline starts as a new one-member cluster holding the sa
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -32,6 +31,7 @@ from pathlib import Path
 import pytest
 from pyetcd.client import KeysClient
 
+from tests.support import kit
 from tests.support.servers import PYETCD_BIN, Server, etcd_available, etcd_server, free_port, pyetcd_server
 
 pytestmark = pytest.mark.skipif(not (etcd_available() and shutil.which("etcdctl") and PYETCD_BIN.exists()),
@@ -195,9 +195,7 @@ def run(tool: list[str], target: Target, step: Step, env: dict[str, str]) -> Out
 
 
 def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ETCDCTL_", "ETCD_"))}
-    env["ETCDCTL_API"] = "2"
-    return env
+    return kit.clean_env("ETCDCTL_", "ETCD_", add={"ETCDCTL_API": "2"})
 
 
 @pytest.fixture(scope="module")

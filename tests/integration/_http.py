@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+from tests.support.kit import wait_for
+
+wait_until = wait_for  # the name some tests import from here
+
 DEFAULT_TIMEOUT = 10.0
 FORM_CT = "application/x-www-form-urlencoded"
 
@@ -267,15 +271,6 @@ def flatten(node: dict[str, Any]) -> dict[str, dict[str, Any]]:
             out[n["key"]] = {k: v for k, v in n.items() if k != "nodes"}
         stack.extend(n.get("nodes", []))
     return out
-
-
-def wait_until(pred: Any, timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(interval)
-    return bool(pred())
 
 
 def rss_kib(pid: int) -> tuple[int, int]:

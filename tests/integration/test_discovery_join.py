@@ -21,6 +21,7 @@ from pyetcd.discovery.join import (
     self_config,
 )
 
+from tests.support import kit
 from tests.support.scripted_http import ScriptedHttp
 from tests.support.servers import Server, etcd_available, etcd_server, free_port, pyetcd_server
 
@@ -228,7 +229,4 @@ def urlpath(url: str) -> str:
 
 
 def wait_for(cond: Callable[[], bool], timeout_s: float = JOIN_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.02)
+    assert kit.wait_for(cond, timeout_s, 0.02), "condition not reached"

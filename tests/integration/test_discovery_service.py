@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
@@ -30,7 +28,7 @@ import pytest
 from pyetcd.discovery import service
 from pyetcd.ops.certs import CertFiles, create_ca, issue
 
-from tests.support.nodes import terminate
+from tests.support import kit
 from tests.support.servers import Server, etcd_available, etcd_server, free_port, pyetcd_server
 
 from ._http import recv_head
@@ -79,7 +77,7 @@ def call(port: int, method: str, path: str, form: dict[str, str] | None = None, 
 
 
 @dataclass
-class Disco:
+class Disco(kit.LoggedProcess):
     """A token service process (ours or the real one) on a free loopback port."""
 
     argv: list[str]
@@ -93,21 +91,15 @@ class Disco:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self, wait_s: float = 15.0) -> Disco:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DISC_")}
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=env)
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.argv[0]} exited with {self.proc.returncode}: {self.log()}")
-            try:
-                if call(self.port, "GET", "/robots.txt", timeout=1, tls=self.tls).status == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.argv} did not answer in {wait_s}s: {self.log()}")
+        self.launch(self.argv, kit.clean_env("DISC_"))
+        self.wait_ready(self._answers, self.argv[0], wait_s)
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            return call(self.port, "GET", "/robots.txt", timeout=1, tls=self.tls).status == 200
+        except OSError:
+            return False
 
     def call(self, method: str, path: str, form: dict[str, str] | None = None, timeout: float = 10.0) -> Reply:
         return call(self.port, method, path, form, timeout, self.tls)
@@ -119,17 +111,6 @@ class Disco:
         assert text.startswith(self.prefix + "/") and TOKEN.fullmatch(text.rsplit("/", 1)[1]), text
         return text.rsplit("/", 1)[1]
 
-    def log(self) -> str:
-        try:
-            return self.log_path.read_bytes()[-4000:].decode(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self, sig: int = signal.SIGTERM) -> int | None:
-        if self.proc is None:
-            return None
-        rc, self.proc = terminate(self.proc, sig), None
-        return rc
 
 
 @dataclass
@@ -335,15 +316,8 @@ def test_tls_backing_and_serving(tmp_path: Path, discos: Discos) -> None:
     # The later --listen/--advertise flags win; Server.start() only knows plain HTTP health checks.
     srv.proc = subprocess.Popen(srv.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if call(port, "GET", "/health", timeout=1, tls=pki.context()).status == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the TLS pyetcd did not come up"
-            time.sleep(0.1)
+        assert kit.wait_for(lambda: call(port, "GET", "/health", timeout=1, tls=pki.context()).status == 200, 15,
+                            0.1), "the TLS pyetcd did not come up"
         files = ["--etcd-ca-file", str(pki.ca.cert), "--etcd-cert-file", str(pki.member.cert),
                  "--etcd-key-file", str(pki.member.key),
                  "--cert-file", str(pki.member.cert), "--key-file", str(pki.member.key)]
@@ -434,15 +408,12 @@ def test_same_answers_as_the_real_service(tmp_path: Path, discos: Discos) -> Non
 # ---- 3. real etcd members bootstrap from our service -------------------------------------------
 
 @dataclass
-class EtcdMember:
+class EtcdMember(kit.LoggedProcess):
     name: str
     client: int
     peer: int
-    proc: subprocess.Popen[bytes]
     log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    proc: subprocess.Popen[bytes] | None = None
 
 
 def _tls_flags(pki: Path | None) -> list[str]:
@@ -461,11 +432,9 @@ def _launch(tmp: Path, name: str, durl: str, extra: list[str] | None = None, pki
     argv = [shutil.which("etcd") or "etcd", "--name", name, "--data-dir", str(tmp / f"{name}.etcd"),
             "--discovery", durl, "--listen-client-urls", c, "--advertise-client-urls", c,
             "--listen-peer-urls", p, "--initial-advertise-peer-urls", p, *_tls_flags(pki), *(extra or [])]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
-    log_path = tmp / f"{name}.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-    return EtcdMember(name, client, peer, proc, log_path)
+    member = EtcdMember(name, client, peer, tmp / f"{name}.log")
+    member.launch(argv)
+    return member
 
 
 def _registered(d: Disco, token: str) -> int:
@@ -475,7 +444,7 @@ def _registered(d: Disco, token: str) -> int:
 def _member_list(m: EtcdMember, pki: Path | None = None) -> dict | None:  # type: ignore[type-arg]
     etcdctl = shutil.which("etcdctl")
     assert etcdctl is not None
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ETCD")}, "ETCDCTL_API": "3"}
+    env = kit.clean_env(add={"ETCDCTL_API": "3"})
     tls = [] if pki is None else ["--cacert", str(pki / "ca.crt"), "--cert", str(pki / "member.crt"),
                                   "--key", str(pki / "member.key")]
     scheme = "https" if pki else "http"
@@ -484,11 +453,8 @@ def _member_list(m: EtcdMember, pki: Path | None = None) -> dict | None:  # type
     return json.loads(done.stdout) if done.returncode == 0 else None
 
 
-def _wait(what: str, check: object, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+def _wait(what: str, check: Callable[[], bool], timeout_s: float) -> None:
+    assert kit.wait_for(check, timeout_s, 0.1), f"timed out waiting for {what}"
 
 
 @needs_etcd
@@ -532,11 +498,9 @@ def test_real_etcd_members_bootstrap_from_our_service(backing: Server, discos: D
 
         late = _launch(tmp_path, "m4", durl, ["--discovery-fallback", "exit"], pki=pki)
         members.append(late)
-        assert late.proc.wait(20) == 1, late.log()
+        assert late.proc is not None and late.proc.wait(20) == 1, late.log()
         assert "cluster is full" in late.log(), late.log()
         assert _registered(d, token) == 3  # refused before registering
     finally:
         for m in members:  # throw-away members: SIGKILL by PID (a graceful stop of all three takes seconds)
-            if m.proc.poll() is None:
-                m.proc.kill()
-            m.proc.wait()
+            m.kill9()

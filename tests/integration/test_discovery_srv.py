@@ -4,9 +4,7 @@ PYETCD_DNS_NAMESERVER."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,8 @@ import pytest
 from pyetcd.discovery.srv import DnsResolver, SrvError, srv_initial_cluster
 
 from tests.integration._http import request
-from tests.support.nodes import Node, wait_for
+from tests.support.kit import clean_env, wait_for
+from tests.support.nodes import Node
 from tests.support.servers import PYETCD_BIN, free_port
 
 DOMAIN = "example.test"
@@ -97,8 +96,7 @@ def test_initial_cluster_from_srv_records(dns_server: DnsServer, peer_ports: lis
 
 def test_three_members_bootstrap_from_srv_records(dns_server: DnsServer, peer_ports: list[int],
                                                   tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
-    env["PYETCD_DNS_NAMESERVER"] = f"127.0.0.1:{dns_server.port}"
+    env = clean_env(add={"PYETCD_DNS_NAMESERVER": f"127.0.0.1:{dns_server.port}"})
     nodes = [Node(f"s{i + 1}", free_port(), port, tmp_path / f"s{i + 1}.etcd") for i, port in enumerate(peer_ports)]
     try:
         for n in nodes:
@@ -106,8 +104,7 @@ def test_three_members_bootstrap_from_srv_records(dns_server: DnsServer, peer_po
             argv = [str(PYETCD_BIN), "--name", n.name, "--data-dir", str(n.data_dir), "--discovery-srv", DOMAIN,
                     "--listen-client-urls", c, "--advertise-client-urls", c, "--listen-peer-urls", p,
                     "--initial-advertise-peer-urls", p, "--heartbeat-interval", "50", "--election-timeout", "500"]
-            with open(n.log_path, "ab") as log:
-                n.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+            n.launch(argv, env)
         assert wait_for(lambda: all(request(n.client_port, "GET", "/health", timeout=1).status == 200
                                     for n in nodes), 30), "\n".join(n.log()[-1500:] for n in nodes)
         members = request(nodes[0].client_port, "GET", "/v2/members").json()["members"]
@@ -117,4 +114,4 @@ def test_three_members_bootstrap_from_srv_records(dns_server: DnsServer, peer_po
         assert "initial cluster from SRV records of example.test" in nodes[1].log()
     finally:
         for n in nodes:
-            n.kill()
+            n.kill9()

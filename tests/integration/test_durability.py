@@ -8,9 +8,10 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.support.kit import wait_for
 from tests.support.servers import Server
 
-from ._http import RawConn, dump, request, strip_ttl, wait_until
+from ._http import RawConn, dump, request, strip_ttl
 from .conftest import MakeServer
 
 STOPS = ["sigterm", "kill9"]
@@ -129,8 +130,8 @@ def test_ttl_expiring_while_down_expires_after_restart(make_server: MakeServer, 
     srv.start()
     started = time.monotonic()
 
-    assert wait_until(lambda: request(srv.port, "GET", "/v2/keys/e/k").status == 404, 3.0), "key did not expire"
-    assert wait_until(lambda: request(srv.port, "GET", "/v2/keys/e/tdir").status == 404, 3.0)
+    assert wait_for(lambda: request(srv.port, "GET", "/v2/keys/e/k").status == 404, 3.0), "key did not expire"
+    assert wait_for(lambda: request(srv.port, "GET", "/v2/keys/e/tdir").status == 404, 3.0)
     assert time.monotonic() - started < 3.0
 
     r = request(srv.port, "GET", f"/v2/keys/e/k?wait=true&waitIndex={last + 1}", timeout=5)

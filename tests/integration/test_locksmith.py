@@ -16,7 +16,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ from pyetcd.locksmith.lockclient import LockClient
 from pyetcd.locksmith.semaphore import Semaphore, semaphore_key
 
 from tests.cluster.conftest import Cluster
-from tests.support.nodes import terminate
+from tests.support import kit
 from tests.support.servers import Server, etcd_available, etcd_server, free_port, pyetcd_server
 
 CTL = [sys.executable, "-m", "pyetcd.locksmith.ctl"]
@@ -56,9 +55,7 @@ rm -f "$2/reboot-needed"
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The caller's environment without settings that would leak into the commands under test."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCKSMITH", "REBOOT_", "ETCD"))}
-    env.update(extra)
-    return env
+    return kit.clean_env("LOCKSMITH", "REBOOT_", "ETCD", add=extra)
 
 
 def ctl(endpoints: list[str], *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -122,7 +119,7 @@ def urls(c: Cluster) -> list[str]:
 
 
 @dataclass
-class Host:
+class Host(kit.LoggedProcess):
     hid: str
     dir: Path
     argv: list[str]
@@ -133,24 +130,11 @@ class Host:
     held_when_down: list[bool] = field(default_factory=list)
 
     @property
-    def log(self) -> Path:
+    def log_path(self) -> Path:
         return self.dir / "agent.log"
 
     def start(self) -> None:
-        with open(self.log, "ab") as log:
-            log.write(f"==== boot {self.reboots + 1}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=clean_env())
-
-    def stop(self, sig: int = signal.SIGTERM) -> int | None:
-        if self.proc is None:
-            return None
-        rc, self.proc = terminate(self.proc, sig), None
-        return rc
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+        self.launch(self.argv, clean_env(), banner=f"==== boot {self.reboots + 1}\n")
 
 
 def make_hosts(base: Path, n: int, endpoints: list[str], group: str, shared_log: Path,
@@ -194,11 +178,11 @@ def drive(hosts: list[Host], sem: Callable[[], Semaphore], timeout_s: float = 45
                 elif h.proc is None and now - h.down_since >= REBOOT_DELAY_S:
                     h.start()  # the host is back
                 elif h.proc is not None and h.proc.poll() is not None:
-                    raise AssertionError(f"agent {h.hid} exited with {h.proc.returncode}:\n{h.log_text()}")
+                    raise AssertionError(f"agent {h.hid} exited with {h.proc.returncode}:\n{h.log()}")
             if all(h.reboots and h.proc is not None for h in hosts) and not sem().holder_list:
                 return
             if now > deadline:
-                logs = "\n".join(f"---- {h.hid}\n{h.log_text()[-3000:]}" for h in hosts)
+                logs = "\n".join(f"---- {h.hid}\n{h.log()[-3000:]}" for h in hosts)
                 raise AssertionError(f"not every host rebooted within {timeout_s}s: {sem()}\n{logs}")
             time.sleep(0.02)
     finally:
@@ -213,7 +197,7 @@ def reboot_intervals(hosts: list[Host], shared_log: Path) -> dict[str, tuple[flo
     """Add each host's `end` line (from its restarted agent's log) to the shared log; per host (start, end)."""
     with open(shared_log, "a") as f:
         for h in hosts:
-            after_boot = h.log_text().rsplit("==== boot", 1)[1]
+            after_boot = h.log().rsplit("==== boot", 1)[1]
             found = _RELEASE.search(after_boot)
             assert found and found.group(2) == h.hid, f"{h.hid} did not release after its reboot:\n{after_boot}"
             t = datetime.strptime(found.group(1), "%Y-%m-%dT%H:%M:%S.%f").timestamp()
@@ -415,10 +399,10 @@ def agent_argv(url: str, hid: str, d: Path, *extra: str) -> list[str]:
 def wait_log(h: Host, text: str, timeout_s: float = 15.0) -> None:
     """Wait for `text` in what the agent's current run has logged."""
     deadline = time.monotonic() + timeout_s
-    while text not in h.log_text().rsplit("==== boot", 1)[-1]:
+    while text not in h.log().rsplit("==== boot", 1)[-1]:
         if h.proc is not None and h.proc.poll() is not None:
-            raise AssertionError(f"agent exited ({h.proc.returncode}) before {text!r}:\n{h.log_text()}")
-        assert time.monotonic() < deadline, f"no {text!r} within {timeout_s}s:\n{h.log_text()}"
+            raise AssertionError(f"agent exited ({h.proc.returncode}) before {text!r}:\n{h.log()}")
+        assert time.monotonic() < deadline, f"no {text!r} within {timeout_s}s:\n{h.log()}"
         time.sleep(0.02)
 
 
@@ -434,9 +418,9 @@ def test_refused_reboot_releases_the_slot_and_retries(server: Server, tmp_path: 
         wait_log(h, "Releasing the reboot lock of host-a (the reboot failed)")
         deadline = time.monotonic() + 10
         while not (tmp_path / "rebooting").exists():
-            assert time.monotonic() < deadline, h.log_text()
+            assert time.monotonic() < deadline, h.log()
             time.sleep(0.02)
-        assert "Reboot failed: reboot command" in h.log_text() and "blocked by an inhibitor" in h.log_text()
+        assert "Reboot failed: reboot command" in h.log() and "blocked by an inhibitor" in h.log()
         deadline = time.monotonic() + 5
         while "STATE=rebooting" not in (tmp_path / "state").read_text():
             assert time.monotonic() < deadline
@@ -498,7 +482,7 @@ def test_reboot_strategy_from_config_file_never_touches_the_store(server: Server
         wait_log(h, "Rebooting")
         deadline = time.monotonic() + 5
         while not (tmp_path / "rebooting").exists():
-            assert time.monotonic() < deadline, h.log_text()
+            assert time.monotonic() < deadline, h.log()
             time.sleep(0.02)
         with pytest.raises(EtcdError) as err:
             KeysClient([server.url]).get(DEFAULT_KEY)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.kit import clean_env
 from tests.support.servers import PYETCD_BIN, free_port
 
 
@@ -43,8 +44,7 @@ def test_ready_status_watchdog_and_stopping(tmp_path: Path) -> None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ETCD", "NOTIFY_", "WATCHDOG_"))}
-    env.update(NOTIFY_SOCKET=path, WATCHDOG_USEC="400000")  # a ping every 0.2 s
+    env = clean_env("ETCD", "NOTIFY_", "WATCHDOG_", add={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})  # 0.2 s pings
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([str(PYETCD_BIN), "--name", "sd", "--data-dir", str(tmp_path / "sd"),
                              "--listen-client-urls", url, "--advertise-client-urls", url],
@@ -129,7 +129,7 @@ def test_journald_gets_structured_fields(tmp_path: Path) -> None:
     script.write_text(FAKE_JOURNALD)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ETCD", "NOTIFY_", "WATCHDOG_", "JOURNAL_"))}
+    env = clean_env("ETCD", "NOTIFY_", "WATCHDOG_", "JOURNAL_")
     cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
            'mount -t tmpfs tmpfs /run && exec "$@"', "sh", sys.executable, str(script), str(tmp_path / "stderr"),
            "4", str(PYETCD_BIN), "--name", "jn", "--data-dir", str(tmp_path / "jn"),

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
+from tests.support.kit import TcpListener, head_fields, pump, read_head
+
 
 @dataclass(frozen=True)
 class Seen:
@@ -102,63 +104,18 @@ def json_reply(status: int, body: bytes, index: int | None = None) -> Reply:
     return status, headers, body
 
 
-class TunnelProxy:
+class TunnelProxy(TcpListener):
     """A CONNECT-only forward proxy on loopback (the https-through-a-proxy path); it records each CONNECT."""
 
     def __init__(self) -> None:
         self.connects: list[tuple[str, dict[str, str]]] = []  # (host:port, lower-case headers)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(name="tunnel-proxy")
 
-    @property
-    def port(self) -> int:
-        return int(self._listener.getsockname()[1])
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return  # closed
-            threading.Thread(target=self._tunnel, args=(conn,), daemon=True).start()
-
-    def _tunnel(self, conn: socket.socket) -> None:
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = conn.recv(4096)
-            if not chunk:
-                conn.close()
-                return
-            head += chunk
-        lines = head.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
-        target = lines[0].split()[1]
-        self.connects.append((target, {k.strip().lower(): v.strip() for k, _, v in
-                                       (line.partition(":") for line in lines[1:])}))
+    def serve(self, conn: socket.socket) -> None:
+        request_line, headers = head_fields(read_head(conn, self.stopping))
+        target = request_line.split()[1]
+        self.connects.append((target, headers))
         host, _, port = target.rpartition(":")
-        upstream = socket.create_connection((host, int(port)))
-        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        threading.Thread(target=_pump, args=(upstream, conn), daemon=True).start()
-        _pump(conn, upstream)
-
-    def close(self) -> None:
-        self._listener.close()
-
-    def __enter__(self) -> TunnelProxy:
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
-
-
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while chunk := src.recv(65536):
-            dst.sendall(chunk)
-    except OSError:
-        pass
-    finally:
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        with socket.create_connection((host, int(port))) as upstream:
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            pump(conn, upstream, self.stopping)

@@ -6,15 +6,14 @@ Each server gets a private data dir and free loopback ports; it is stopped by PI
 from __future__ import annotations
 
 import http.client
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.support.kit import LoggedProcess
 
 REPO = Path(__file__).resolve().parents[2]
 PYETCD_BIN = Path(sys.executable).parent / "pyetcd"
@@ -37,7 +36,7 @@ def free_port() -> int:
 
 
 @dataclass
-class Server:
+class Server(LoggedProcess):
     """A running server process with its client endpoint."""
 
     kind: str
@@ -52,21 +51,17 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, wait_s: float = 20.0) -> Server:
+        """Start it (without the caller's ETCD* variables: a test sees only its flags) and wait until it is
+        healthy. RuntimeError if it exits (`proc` then holds its exit status) or is not healthy in time."""
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
-        log = open(self.log_path, "ab")
-        # Both servers read ETCD_* variables; keep the caller's out so a test sees only its flags.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
-        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-        log.close()
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.kind} exited with {self.proc.returncode}: {self.log_tail()}")
-            if self.healthy():
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"{self.kind} did not become healthy in {wait_s}s: {self.log_tail()}")
+        self.launch(self.argv)
+        try:
+            self.wait_ready(self.healthy, self.kind, wait_s)
+        except RuntimeError:
+            if self.alive:
+                self.stop()
+            raise
+        return self
 
     def healthy(self) -> bool:
         try:
@@ -77,29 +72,6 @@ class Server:
             return ok
         except OSError:
             return False
-
-    def log_tail(self, n: int = 3000) -> str:
-        try:
-            return self.log_path.read_bytes()[-n:].decode(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        rc = self.proc.returncode
-        self.proc = None
-        return rc
-
-    def kill9(self) -> None:
-        self.stop(signal.SIGKILL)
 
 
 def pyetcd_server(base: Path, name: str = "default", port: int | None = None, extra: list[str] | None = None) -> Server:

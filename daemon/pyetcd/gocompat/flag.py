@@ -9,8 +9,11 @@ are Go's words: `bad flag syntax: ---f`, `flag provided but not defined: -x`, `f
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 from . import duration, strconv
+
+T = TypeVar("T")
 
 PARSE_ERROR = "parse error"  # flag's errParse
 RANGE_ERROR = "value out of range"  # flag's errRange
@@ -63,10 +66,7 @@ class FlagScanner:
 
 def bool_value(text: str) -> bool:
     """boolValue.Set."""
-    try:
-        return strconv.parse_bool(text)
-    except ValueError:
-        raise ValueError(PARSE_ERROR) from None
+    return _parse_error_if_bad(strconv.parse_bool, text)
 
 
 def int_value(text: str) -> int:
@@ -79,7 +79,11 @@ def int_value(text: str) -> int:
 
 def duration_value(text: str) -> float:
     """durationValue.Set, in seconds."""
+    return _parse_error_if_bad(duration.parse_duration, text)
+
+
+def _parse_error_if_bad(parse: Callable[[str], T], text: str) -> T:
     try:
-        return duration.parse_duration(text)
+        return parse(text)
     except ValueError:
         raise ValueError(PARSE_ERROR) from None
