@@ -165,6 +165,7 @@ class MemberDriver:
         self.leader_since_ns = 0
         self.recv_appends = 0
         self.send_appends = 0
+        self.write_batches = 0  # proposals that carried more than one client write
 
     # ---- views ---------------------------------------------------------------------------------
 
@@ -418,6 +419,7 @@ class MemberDriver:
                 raft.propose_many([p.data for p in writes])
                 for p in writes:
                     p.submitted = True
+                self.write_batches += len(writes) > 1
             except ProposalDropped:
                 pass
         if reads:

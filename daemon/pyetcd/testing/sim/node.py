@@ -100,6 +100,7 @@ class SimNode:
         self.paused = False
         self.crash_in_next_fsync = False  # fault point armed by the nemesis (BUGGIFY-style)
         self.incarnation = 0
+        self.counts = {"write_batches": 0, "sent_before_fsync": 0, "disk_full_turns": 0, "eio_stops": 0}
         self.driver: MemberDriver | None = None
         self.server: ServerNode | None = None  # the state machine of the current (or last) incarnation
         self.replay_term = 0  # the durable term while recovery replays (no driver yet)
@@ -178,12 +179,19 @@ class SimNode:
     def crash(self) -> None:
         if not self.alive:
             return
+        self.fold_counts()
         lost = self.disk.crash(self.disk_rng)
         self.world.trace(f"n{self.id} CRASH (lost {lost} unsynced records)")
         self.alive = False
         self.incarnation += 1
         self.driver = None
         self._reset_volatile()
+
+    def fold_counts(self) -> None:
+        """Keep the driver's counters across incarnations (a crash loses the driver)."""
+        if self.driver is not None:
+            self.counts["write_batches"] += self.driver.write_batches
+            self.driver.write_batches = 0
 
     def shutdown_removed(self) -> None:
         self.world.trace(f"n{self.id} applied its own removal: shutting down")
@@ -276,7 +284,9 @@ class SimNode:
                         return
                     continue
                 self._answer(turn.answers)
-                self._send(turn.send_now)
+                if turn.send_now:
+                    self.counts["sent_before_fsync"] += 1
+                    self._send(turn.send_now)
                 if turn.ready is not None:
                     self.cluster.checker.on_ready(self, turn.ready.entries)
                 p = turn.persist
@@ -320,6 +330,7 @@ class SimNode:
     def _stop_on_disk_error(self, err: OSError) -> None:
         """As the daemon does after a failed fsync: stop; the supervisor restarts it from what is durable."""
         self.world.trace(f"n{self.id} fsync failed ({err}): stopping")
+        self.counts["eio_stops"] += 1
         self.crash()
         self.cluster.restart_later(self.id)
 
@@ -327,6 +338,7 @@ class SimNode:
         d = self.driver
         assert d is not None
         out = d.persist_failed(turn) if failed else d.persisted(turn)
+        self.counts["disk_full_turns"] += failed
         if failed and not turn.refused:
             self.world.trace(f"n{self.id} disk full: nothing of the turn kept")
         self._apply_output(out)
