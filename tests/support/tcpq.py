@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import socket
 import struct
-import time
 from dataclasses import dataclass
+
+from tests.support.kit import wait_for
 
 ESTABLISHED = 1
 
@@ -61,10 +62,4 @@ def peer_holds_unread(sock: socket.socket) -> int | None:
 
 def wait_peer_holds(sock: socket.socket, nbytes: int, timeout_s: float = 5.0) -> bool:
     """Wait until the peer's kernel holds exactly `nbytes` unread from us (0: the peer read it all)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if peer_holds_unread(sock) == nbytes:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.01)
+    return wait_for(lambda: peer_holds_unread(sock) == nbytes, timeout_s, 0.01)
