@@ -23,17 +23,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..http.client_api import FORM_BYTES_MAX, ClientApi, Propose, ProposeConf, QuorumRead, Reply, StartWatch
-from ..http.conn import HttpRequest, ServerConn
-from ..http.peer_api import PEER_BODY_BYTES_MAX, PeerApi
-from ..server.driver import READIES_PER_TURN_MAX, Answer, MemberDriver, Output
+from ..http.client_api import FORM_BYTES_MAX
+from ..http.conn import ServerConn
+from ..http.peer_api import PEER_BODY_BYTES_MAX
+from ..server.driver import READIES_PER_TURN_MAX, MemberDriver, Output
 from ..server.durable import Storage
 from ..storage.errors import DiskFull
-from ..store.errors import V2Error
-from ..store.event import Event
-from ..store.watcher_hub import Watcher
 from .member import MemberView
 from .peers import PeerLink
+from .serving import Conn, Frontend
 from .supervision import Supervisor
 from .tls import HANDSHAKE_TIMEOUT_S, PLAIN_HTTP_ON_TLS_REPLY, PlainHttpOnTls, TlsRefused, TlsSession
 from .transport import PeerTransport
@@ -43,7 +41,6 @@ log = logging.getLogger("pyetcd.loop")
 RECV_BYTES = 256 * 1024
 CONNECTIONS_MAX = 10_000
 HOUSEKEEPING_S = 1.0
-_INTERNAL_ERROR = Reply(500, [(b"Content-Type", b"text/plain; charset=utf-8")], b"Internal Server Error\n")
 
 
 @dataclass(frozen=True)
@@ -56,28 +53,13 @@ class Listener:
     allowed_cn: str = ""  # --peer-cert-allowed-cn
 
 
-class Conn:
-    """An accepted socket, its HTTP/1.1 state machine, and its TLS session if any."""
-
-    __slots__ = ("sock", "http", "tls", "addr", "is_peer", "watcher", "events", "serving")
-
-    def __init__(self, sock: socket.socket, http: ServerConn, tls: TlsSession | None, addr: str, is_peer: bool):
-        self.sock, self.http, self.tls, self.addr, self.is_peer = sock, http, tls, addr, is_peer
-        self.watcher: Watcher | None = None
-        self.events = selectors.EVENT_READ  # what the selector watches for (0: unregistered)
-        self.serving = False  # inside _serve: an answer must not recurse into it
-
-    def wire(self) -> int:
-        return len(self.tls.wire) if self.tls is not None else 0
-
-
 class EventLoop:
     def __init__(self, driver: MemberDriver, view: MemberView, storage: Storage, listeners: list[Listener],
                  tick_s: float = 0.1, peer_dial_tls: ssl.SSLContext | None = None, peer_allowed_cn: str = "",
                  supervisor: Supervisor | None = None) -> None:
         self.driver, self.view, self.storage = driver, view, storage
         self.supervisor = supervisor or Supervisor({})  # sd_notify; a no-op outside systemd
-        self.api, self.peer_api = ClientApi(view), PeerApi(view)
+        self.front = Frontend(driver, view, self._close)
         self.tick_s = tick_s
         self._next_tick = time.monotonic() + tick_s
         self.sel = selectors.DefaultSelector()
@@ -86,11 +68,8 @@ class EventLoop:
         view.links = self.transport.links
         self.transport.sync(driver.members)
         self.conns: dict[int, Conn] = {}
-        self.watch_conns: dict[int, Conn] = {}
-        self.next_watcher_id = 1
-        self.dirty: set[Conn] = set()  # connections with output to flush this turn
+        self.dirty = self.front.dirty
         self.running = True
-        self._date_sec, self._date = -1, b""
         self._next_housekeeping = 0.0
         self._disk_full_logged = False
         for listener in listeners:
@@ -173,7 +152,7 @@ class EventLoop:
             turn = driver.next_turn(mono, time.time_ns())
             if turn is None:
                 break
-            self._answer(turn.answers)
+            self.front.answer(turn.answers)
             if turn.send_now:  # a leader's appends go out before its own fsync
                 self.transport.send(turn.send_now)
                 self._pump_transport(mono)
@@ -203,12 +182,12 @@ class EventLoop:
     def _handle(self, out: Output) -> None:
         self.transport.send(out.messages)
         if out.store_replaced:
-            self._end_all_watches()
+            self.front.end_all_watches()
         if out.store_replaced or any(a.conf_change is not None for a in out.applied):
             self.transport.sync(self.driver.members)
-        self._answer(out.answers)
+        self.front.answer(out.answers)
         for watcher, event in out.fired:
-            self._fire(watcher, event)
+            self.front.fire(watcher, event)
         job = out.snapshot
         if job is not None:
             try:
@@ -234,107 +213,6 @@ class EventLoop:
         if reports.removed_by and self.running:
             log.warning("member %x says this member was removed from the cluster; shutting down", reports.removed_by)
             self.running = False
-
-    # ---- requests and answers ------------------------------------------------------------------
-
-    def _serve(self, conn: Conn) -> None:
-        """Hand out every complete request the connection holds (one at a time: each waits for the
-        previous one's answer); answers that come later call this again for what was pipelined."""
-        if conn.serving:
-            return
-        conn.serving = True
-        try:
-            while (req := conn.http.next_request(conn.wire())) is not None:
-                self._dispatch(conn, req)
-        finally:
-            conn.serving = False
-        self.dirty.add(conn)
-
-    def _dispatch(self, conn: Conn, req: HttpRequest) -> None:
-        now_ns = time.time_ns()
-        try:
-            if conn.is_peer:
-                reply, messages = self.peer_api.handle(req.method, req.target, req.headers, req.body)
-                self.driver.step(messages)
-                conn.http.reply(reply, self._date_header())
-                return
-            outcome = self.api.handle(req.method, req.target, req.headers, req.body, now_ns)
-        except Exception:  # a bug must cost one request, not the server
-            log.exception("internal error handling %s %r", req.method, req.target)
-            outcome = _INTERNAL_ERROR
-        kind = type(outcome)
-        mono = time.monotonic()
-        if kind is Reply:
-            conn.http.reply(outcome, self._date_header())  # type: ignore[arg-type]
-        elif kind is Propose:
-            self.driver.propose(conn, outcome, outcome.request, mono)  # type: ignore[union-attr]
-        elif kind is QuorumRead:
-            self.driver.read(conn, outcome, mono)
-        elif kind is ProposeConf:
-            self.driver.change_membership(conn, outcome, outcome.change, mono)  # type: ignore[union-attr]
-        else:
-            self._start_watch(conn, outcome)  # type: ignore[arg-type]
-
-    def _answer(self, answers: list[Answer]) -> None:
-        for a in answers:
-            conn: Conn = a.waiter
-            if conn.sock.fileno() < 0:
-                continue
-            tag, result = a.tag, a.result
-            if isinstance(result, V2Error) and type(tag) is not Propose:
-                reply = self.api.error_reply(result)
-            elif type(tag) is Propose:
-                reply = self.api.render_result(tag, result)
-            elif type(tag) is QuorumRead:
-                reply = self.api.get_reply(tag.key, tag.recursive, tag.sorted, time.time_ns(), False)
-            else:
-                reply = self.api.render_conf_result(tag)
-            conn.http.reply(reply, self._date_header())
-            self._serve(conn)
-
-    # ---- watches -------------------------------------------------------------------------------
-
-    def _start_watch(self, conn: Conn, w: StartWatch) -> None:
-        try:
-            watcher, found = self.driver.watch(w.path, w.recursive, w.stream, w.since_index, self.next_watcher_id)
-        except V2Error as e:
-            conn.http.reply(self.api.error_reply(e, w.head), self._date_header())
-            return
-        self.next_watcher_id += 1
-        conn.http.start_stream(200, self.api.watch_headers(self.driver.store.index), self._date_header())
-        if not watcher.removed:
-            conn.watcher = watcher
-            self.watch_conns[watcher.watcher_id] = conn
-        if found is not None:
-            conn.http.send_chunk(found.to_json_bytes())
-            if not w.stream:
-                self._end_watch(conn)
-
-    def _fire(self, watcher: Watcher, event: Event) -> None:
-        conn = self.watch_conns.get(watcher.watcher_id)
-        if conn is None:
-            return
-        conn.http.send_chunk(event.to_json_bytes())
-        self.dirty.add(conn)
-        if not watcher.stream:
-            del self.watch_conns[watcher.watcher_id]
-            self._end_watch(conn)
-            self._serve(conn)
-        elif conn.http.stream_overflowing(conn.wire()):
-            log.warning("dropping a stream watcher on %s: client is %d bytes behind", watcher.key,
-                        conn.http.backlog(conn.wire()))
-            self._close(conn)
-
-    def _end_watch(self, conn: Conn) -> None:
-        conn.watcher = None
-        conn.http.end_stream()
-
-    def _end_all_watches(self) -> None:
-        """The store was replaced by a leader's snapshot: close every watch (etcd clears watchers on
-        recovery too); clients reconnect with a waitIndex and read the missed events from history."""
-        for conn in list(self.watch_conns.values()):
-            self._close(conn)
-        self.watch_conns.clear()
 
     # ---- sockets -------------------------------------------------------------------------------
 
@@ -385,7 +263,7 @@ class EventLoop:
         if conn.http.closed:
             self._close(conn)
             return
-        self._serve(conn)
+        self.front.serve(conn)
 
     def _flush(self, conn: Conn) -> None:
         if conn.sock.fileno() < 0:
@@ -413,7 +291,7 @@ class EventLoop:
             return
         reading = http.wants_read(conn.wire()) and not http.closing
         if reading and not conn.events & selectors.EVENT_READ and not http.busy:
-            self._serve(conn)  # the client caught up: serve what it pipelined meanwhile
+            self.front.serve(conn)  # the client caught up: serve what it pipelined meanwhile
         self._watch(conn, (selectors.EVENT_READ if reading else 0) | (selectors.EVENT_WRITE if buf else 0))
 
     def _watch(self, conn: Conn, events: int) -> None:
@@ -448,7 +326,7 @@ class EventLoop:
             self.driver.cancel(conn)
         if conn.watcher is not None:
             self.driver.unwatch(conn.watcher)
-            self.watch_conns.pop(conn.watcher.watcher_id, None)
+            self.front.watch_conns.pop(conn.watcher.watcher_id, None)
             conn.watcher = None
         if conn.events:
             self.sel.unregister(conn.sock)
@@ -465,13 +343,6 @@ class EventLoop:
                 self._close(conn)
             elif conn.http.should_abandon(mono):
                 self._close(conn)
-
-    def _date_header(self) -> bytes:
-        now = int(time.time())
-        if now != self._date_sec:
-            self._date_sec = now
-            self._date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode()
-        return self._date
 
     # ---- stopping ------------------------------------------------------------------------------
 

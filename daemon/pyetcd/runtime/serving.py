@@ -1,0 +1,163 @@
+"""Frontend: what each complete HTTP request becomes, and how answers and watch events go back (no
+sockets here: the loop owns them and calls in with connections that have input or answers).
+
+A client request is routed by http/client_api.py into a Reply (answered at once), a watch (registered
+with the store through the driver, answered as events fire), or work for the driver (a write, a quorum
+read, a membership change), answered when the driver's turn returns its Answer. A peer request (POST
+/raft) goes to http/peer_api.py and its messages to the driver. One request per connection at a time:
+`serve` hands out the next pipelined request once the previous one is answered.
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import time
+from collections.abc import Callable
+
+from ..http.client_api import ClientApi, Propose, ProposeConf, QuorumRead, Reply, StartWatch
+from ..http.conn import HttpRequest, ServerConn
+from ..http.peer_api import PeerApi
+from ..server.driver import Answer, MemberDriver
+from ..store.errors import V2Error
+from ..store.event import Event
+from ..store.watcher_hub import Watcher
+from .member import MemberView
+from .tls import TlsSession
+
+log = logging.getLogger("pyetcd.serving")
+
+_INTERNAL_ERROR = Reply(500, [(b"Content-Type", b"text/plain; charset=utf-8")], b"Internal Server Error\n")
+
+
+class Conn:
+    """An accepted socket, its HTTP/1.1 state machine, and its TLS session if any."""
+
+    __slots__ = ("sock", "http", "tls", "addr", "is_peer", "watcher", "events", "serving")
+
+    def __init__(self, sock: socket.socket, http: ServerConn, tls: TlsSession | None, addr: str, is_peer: bool):
+        self.sock, self.http, self.tls, self.addr, self.is_peer = sock, http, tls, addr, is_peer
+        self.watcher: Watcher | None = None
+        self.events = selectors.EVENT_READ  # what the selector watches for (0: unregistered)
+        self.serving = False  # inside _serve: an answer must not recurse into it
+
+    def wire(self) -> int:
+        return len(self.tls.wire) if self.tls is not None else 0
+
+
+class Frontend:
+    def __init__(self, driver: MemberDriver, view: MemberView, close: Callable[[Conn], None]) -> None:
+        self.driver = driver
+        self.api, self.peer_api = ClientApi(view), PeerApi(view)
+        self.close = close  # the loop's: tear a connection down
+        self.watch_conns: dict[int, Conn] = {}
+        self.next_watcher_id = 1
+        self.dirty: set[Conn] = set()  # connections with output to flush this turn
+        self._date_sec, self._date = -1, b""
+
+    def serve(self, conn: Conn) -> None:
+        """Hand out every complete request the connection holds (one at a time: each waits for the
+        previous one's answer); answers that come later call this again for what was pipelined."""
+        if conn.serving:
+            return
+        conn.serving = True
+        try:
+            while (req := conn.http.next_request(conn.wire())) is not None:
+                self._dispatch(conn, req)
+        finally:
+            conn.serving = False
+        self.dirty.add(conn)
+
+    def _dispatch(self, conn: Conn, req: HttpRequest) -> None:
+        now_ns = time.time_ns()
+        try:
+            if conn.is_peer:
+                reply, messages = self.peer_api.handle(req.method, req.target, req.headers, req.body)
+                self.driver.step(messages)
+                conn.http.reply(reply, self.date_header())
+                return
+            outcome = self.api.handle(req.method, req.target, req.headers, req.body, now_ns)
+        except Exception:  # a bug must cost one request, not the server
+            log.exception("internal error handling %s %r", req.method, req.target)
+            outcome = _INTERNAL_ERROR
+        kind = type(outcome)
+        mono = time.monotonic()
+        if kind is Reply:
+            conn.http.reply(outcome, self.date_header())  # type: ignore[arg-type]
+        elif kind is Propose:
+            self.driver.propose(conn, outcome, outcome.request, mono)  # type: ignore[union-attr]
+        elif kind is QuorumRead:
+            self.driver.read(conn, outcome, mono)
+        elif kind is ProposeConf:
+            self.driver.change_membership(conn, outcome, outcome.change, mono)  # type: ignore[union-attr]
+        else:
+            self._start_watch(conn, outcome)  # type: ignore[arg-type]
+
+    def answer(self, answers: list[Answer]) -> None:
+        for a in answers:
+            conn: Conn = a.waiter
+            if conn.sock.fileno() < 0:
+                continue
+            tag, result = a.tag, a.result
+            if isinstance(result, V2Error) and type(tag) is not Propose:
+                reply = self.api.error_reply(result)
+            elif type(tag) is Propose:
+                reply = self.api.render_result(tag, result)
+            elif type(tag) is QuorumRead:
+                reply = self.api.get_reply(tag.key, tag.recursive, tag.sorted, time.time_ns(), False)
+            else:
+                reply = self.api.render_conf_result(tag)
+            conn.http.reply(reply, self.date_header())
+            self.serve(conn)
+
+    # ---- watches -------------------------------------------------------------------------------
+
+    def _start_watch(self, conn: Conn, w: StartWatch) -> None:
+        try:
+            watcher, found = self.driver.watch(w.path, w.recursive, w.stream, w.since_index, self.next_watcher_id)
+        except V2Error as e:
+            conn.http.reply(self.api.error_reply(e, w.head), self.date_header())
+            return
+        self.next_watcher_id += 1
+        conn.http.start_stream(200, self.api.watch_headers(self.driver.store.index), self.date_header())
+        if not watcher.removed:
+            conn.watcher = watcher
+            self.watch_conns[watcher.watcher_id] = conn
+        if found is not None:
+            conn.http.send_chunk(found.to_json_bytes())
+            if not w.stream:
+                self._end_watch(conn)
+
+    def fire(self, watcher: Watcher, event: Event) -> None:
+        conn = self.watch_conns.get(watcher.watcher_id)
+        if conn is None:
+            return
+        conn.http.send_chunk(event.to_json_bytes())
+        self.dirty.add(conn)
+        if not watcher.stream:
+            del self.watch_conns[watcher.watcher_id]
+            self._end_watch(conn)
+            self.serve(conn)
+        elif conn.http.stream_overflowing(conn.wire()):
+            log.warning("dropping a stream watcher on %s: client is %d bytes behind", watcher.key,
+                        conn.http.backlog(conn.wire()))
+            self.close(conn)
+
+    def _end_watch(self, conn: Conn) -> None:
+        conn.watcher = None
+        conn.http.end_stream()
+
+    def end_all_watches(self) -> None:
+        """The store was replaced by a leader's snapshot: close every watch (etcd clears watchers on
+        recovery too); clients reconnect with a waitIndex and read the missed events from history."""
+        for conn in list(self.watch_conns.values()):
+            self.close(conn)
+        self.watch_conns.clear()
+
+    def date_header(self) -> bytes:
+        now = int(time.time())
+        if now != self._date_sec:
+            self._date_sec = now
+            self._date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode()
+        return self._date
