@@ -6,7 +6,11 @@ against every server before moving to the next, so a noisy neighbour hurts all s
 is meant to be compared are the ratios measured in the same run.
 
     .venv/bin/python -m bench.run [--duration 5] [--only pyetcd,etcd,ceiling] [--loads put@1,get@64,...]
-                                  [--no-cluster | --only-cluster] [--cluster-trials 5]
+                                  [--no-cluster | --only-cluster] [--cluster-trials 5] [--baseline REV]
+
+--baseline REV adds a fourth server, "base": pyetcd as of git revision REV (a temporary worktree run by
+this venv's Python), interleaved with the others, so a change is compared with what it replaced in the
+same run ("pyetcd/base" ratios).
 
 After the single-member loads, a 3-member pyetcd cluster is run beside a 3-member etcd cluster with the
 same heartbeat/election settings (bench/cluster.py: PUT to the leader and to a follower, quorum GET,
@@ -46,8 +50,8 @@ from tests.support.servers import (
     pyetcd_server,
 )
 
-SERVERS = ("pyetcd", "etcd", "ceiling", "raw")  # raw: opt-in loadgen capacity check
-DEFAULT_SERVERS = SERVERS[:3]
+SERVERS = ("pyetcd", "base", "etcd", "ceiling", "raw")  # raw: opt-in loadgen capacity check; base: --baseline
+DEFAULT_SERVERS = ("pyetcd", "etcd", "ceiling")
 LOADS = ("put@1", "put@16", "put@64", "get@64", "watch@1000")
 RESULTS = REPO / "bench" / "results" / "latest.json"
 SERVER_CORE, LOADGEN_CORE = "0", "1"
@@ -73,7 +77,35 @@ def ceiling_server(base: Path, raw: bool = False) -> Server:
     return Server(name, port, base / name, argv)
 
 
-def make_server(kind: str, base: Path) -> Server:
+def baseline_server(base: Path, worktree: Path) -> Server:
+    """pyetcd from another checkout (its daemon/ first on the path), with this venv's dependencies."""
+    srv = pyetcd_server(base, name="base")
+    code = "import sys; from pyetcd.cli.daemon import main; sys.exit(main())"
+    srv.argv = ["env", f"PYTHONPATH={worktree / 'daemon'}", sys.executable, "-c", code, *srv.argv[1:]]
+    srv.kind = "base"
+    return srv
+
+
+@contextmanager
+def baseline_worktree(rev: str | None) -> Iterator[Path | None]:
+    if not rev:
+        yield None
+        return
+    path = Path(tempfile.mkdtemp(prefix="pyetcd-base-", dir="/var/tmp"))
+    subprocess.run(["git", "worktree", "add", "--detach", "--force", str(path), rev], cwd=REPO, check=True,
+                   capture_output=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=REPO, capture_output=True)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def make_server(kind: str, base: Path, worktree: Path | None = None) -> Server:
+    if kind == "base":
+        if worktree is None:
+            raise RuntimeError("no --baseline revision given")
+        return baseline_server(base, worktree)
     if kind == "pyetcd":
         if not PYETCD_BIN.exists():
             raise RuntimeError(f"{PYETCD_BIN} not found")
@@ -88,14 +120,15 @@ def make_server(kind: str, base: Path) -> Server:
 
 
 @contextmanager
-def running(kinds: list[str], base: Path, pin: bool) -> Iterator[tuple[dict[str, Server], dict[str, str]]]:
+def running(kinds: list[str], base: Path, pin: bool,
+            worktree: Path | None = None) -> Iterator[tuple[dict[str, Server], dict[str, str]]]:
     """Start each server (pinned); yield the running ones and a status per kind; stop them by PID."""
     servers: dict[str, Server] = {}
     status: dict[str, str] = {}
     try:
         for kind in kinds:
             try:
-                srv = make_server(kind, base)
+                srv = make_server(kind, base, worktree)
                 if pin:
                     srv.argv = taskset(SERVER_CORE, srv.argv)
                 servers[kind] = srv.start()
@@ -197,6 +230,9 @@ def ratios(results: dict[str, dict[str, Result]]) -> dict[str, dict[str, float |
             "pyetcd/ceiling": ratio(metric(results, load, "pyetcd", key), metric(results, load, "ceiling", key)),
             "etcd/ceiling": ratio(metric(results, load, "etcd", key), metric(results, load, "ceiling", key)),
         }
+        if any("base" in per for per in results.values()):
+            out[load]["pyetcd/base"] = ratio(metric(results, load, "pyetcd", key), metric(results, load, "base", key))
+            out[load]["base/etcd"] = ratio(metric(results, load, "base", key), metric(results, load, "etcd", key))
         if load.startswith("put"):
             out[load]["p99 pyetcd/etcd"] = ratio(metric(results, load, "pyetcd", "p99_ms"),
                                                  metric(results, load, "etcd", "p99_ms"))
@@ -281,6 +317,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--pause", type=float, default=0.5, help="seconds between runs")
     ap.add_argument("--no-pin", dest="pin", action="store_false", help="do not use taskset")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--baseline", metavar="REV", default="",
+                    help="also run pyetcd as of git revision REV (server 'base'), for before/after in one run")
     ap.add_argument("--cluster", action=argparse.BooleanOptionalAction, default=True,
                     help="also run the 3-member cluster comparison after the single-member loads (default on)")
     ap.add_argument("--only-cluster", action="store_true", help="run only the cluster comparison")
@@ -293,6 +331,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     except argparse.ArgumentTypeError as e:
         ap.error(str(e))
     a.only = [s for s in a.only.split(",") if s]
+    if a.baseline and "base" not in a.only:
+        a.only.append("base")
     bad = set(a.only) - set(SERVERS)
     if bad:
         ap.error(f"unknown server(s) {sorted(bad)}")
@@ -312,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     if not a.only_cluster:
         base = Path(tempfile.mkdtemp(prefix="pyetcd-bench-", dir="/var/tmp"))  # disk-backed, so fsync costs
         try:
-            with running(a.only, base, a.pin) as (servers, status):
+            with baseline_worktree(a.baseline) as worktree, running(a.only, base, a.pin, worktree) as (servers, status):
                 results = run_all(servers, a)
         finally:
             shutil.rmtree(base, ignore_errors=True)
