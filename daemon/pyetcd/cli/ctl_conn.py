@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from ..client.connection import ConnectionOptions, connect
 from ..client.members import Member, MembersClient
 from ..client.v2 import ClusterError, KeysClient, RequestTimeout
+from ..gocompat.strconv import quote as go_quote
 from .ctl_output import (
     BadEndpoint,
     CtlClusterError,
@@ -109,21 +110,6 @@ def connection_options(opts: GlobalOptions, env: dict[str, str]) -> ConnectionOp
     return replace(options, username=name, password=password if sep else getpass.getpass("Password: "))
 
 
-def _go_quote(text: str) -> str:
-    """Go's %q for the --debug cURL lines."""
-    out = []
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch in "\n\r\t":
-            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
 class Conn:
     """The cluster as one command sees it."""
 
@@ -155,7 +141,7 @@ class Conn:
     def _print_curl(self, method: str, url: str, body: bytes | None) -> None:
         line = f"curl -X {method} {url}"
         if body is not None:
-            line += f" -d {_go_quote(body.decode('utf-8', 'replace'))}"
+            line += f" -d {go_quote(body.decode('utf-8', 'replace'))}"
         self.err.write(f"cURL Command: {line}\n")
 
     def deadline(self) -> float:

@@ -1,4 +1,4 @@
-"""Go's strconv number and boolean parsing, with its errors (NumError: `strconv.Atoi: parsing "x": invalid
+"""Go's strconv: Quote, and number and boolean parsing with its errors (NumError: `strconv.Atoi: parsing "x": invalid
 syntax`). Only characters Go accepts count: no spaces, no Unicode digits."""
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ class NumError(ValueError):
         self.func, self.num, self.reason = func, num, reason
 
     def __str__(self) -> str:
-        from ..http.forms import go_quote  # strconv.Quote's home; only the discovery service shows these
-
-        return f"strconv.{self.func}: parsing {go_quote(self.num)}: {self.reason}"
+        return f"strconv.{self.func}: parsing {quote(self.num)}: {self.reason}"
 
 
 def parse_bool(text: str) -> bool:
@@ -102,3 +100,28 @@ def parse_int(text: str, base: int = 0, func: str = "ParseInt") -> int:
 def atoi(text: str) -> int:
     """strconv.Atoi for a 64-bit int: decimal only, `strconv.Atoi: ...` errors."""
     return parse_int(text, 10, "Atoi")
+
+
+_SHORT_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+                  "\v": "\\v", '"': '\\"', "\\": "\\\\"}
+
+
+def quote(text: str) -> str:
+    """Go's strconv.Quote (bytes that were not UTF-8 arrive as surrogate escapes and print as \\xNN)."""
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[ch])
+        elif 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif not ch.isprintable() and code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        elif not ch.isprintable():
+            out.append(f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)

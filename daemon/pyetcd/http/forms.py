@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote_to_bytes
 
+from ..gocompat.strconv import NumError
+from ..gocompat.strconv import parse_bool as go_parse_bool
+from ..gocompat.strconv import quote as go_quote
 from ..store.store import clean_key
 
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -20,31 +23,6 @@ class FormError(Exception):
 
 def _escape_error(s: str, i: int) -> FormError:
     return FormError(f"invalid URL escape {go_quote(s[i:i + 3])}")
-
-
-_SHORT_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-                  "\v": "\\v", '"': '\\"', "\\": "\\\\"}
-
-
-def go_quote(text: str) -> str:
-    """Go's strconv.Quote (bytes that were not UTF-8 arrive as surrogate escapes and print as \\xNN)."""
-    out = ['"']
-    for ch in text:
-        code = ord(ch)
-        if ch in _SHORT_ESCAPES:
-            out.append(_SHORT_ESCAPES[ch])
-        elif 0xDC80 <= code <= 0xDCFF:
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif not ch.isprintable() and code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        elif not ch.isprintable():
-            out.append(f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
 
 
 def unescape(s: str, query: bool) -> str:
@@ -102,13 +80,12 @@ def clean_path(path: str) -> str:
     return cleaned
 
 
-_PARSE_BOOL = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
-               "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
-
-
 def parse_bool(text: str) -> bool | None:
     """strconv.ParseBool; None when the spelling is not one Go accepts."""
-    return _PARSE_BOOL.get(text)
+    try:
+        return go_parse_bool(text)
+    except NumError:
+        return None
 
 
 def parse_uint64(text: str) -> int | None:
