@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 from ..client.tls import client_context
 from ..ops import settings as settings_mod
 from ..raft.core import RaftConfig
-from ..runtime.loop import EventLoop, Listener
+from ..runtime.connections import Listener
+from ..runtime.loop import EventLoop
 from ..runtime.member import MemberView
 from ..runtime.supervision import Supervisor, setup_logging
 from ..runtime.tls import server_context

@@ -1,7 +1,7 @@
 """The event loop: the shell around the member driver. The only place with sockets, the selector, timers,
 signals, the fsync calls and the watchdog; every decision is made by sans-IO parts it feeds:
-server/driver.py (the member), http/conn.py (each HTTP/1.1 connection), http/client_api.py and
-http/peer_api.py (routing), runtime/transport.py (peer links).
+server/driver.py (the member), http/conn.py (each HTTP/1.1 connection, carried by connections.py),
+runtime/serving.py (what a request becomes), runtime/transport.py (peer links).
 
 One turn: select -> accept, read (decrypting TLS) and hand complete requests to the APIs and the driver
 -> tick -> while the driver has a turn: write what it asks to persist and fsync it (one fdatasync: the
@@ -13,44 +13,27 @@ could ack a lost write; etcd stops too, and a supervisor restarts us from what i
 
 from __future__ import annotations
 
-import errno
 import logging
 import selectors
 import signal
 import socket
 import ssl
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from ..http.client_api import FORM_BYTES_MAX
-from ..http.conn import ServerConn
-from ..http.peer_api import PEER_BODY_BYTES_MAX
 from ..server.driver import READIES_PER_TURN_MAX, MemberDriver, Output
 from ..server.durable import Storage
 from ..storage.errors import DiskFull
+from .connections import Connections, Listener
 from .member import MemberView
 from .peers import PeerLink
 from .serving import Conn, Frontend
 from .supervision import Supervisor
-from .tls import HANDSHAKE_TIMEOUT_S, PLAIN_HTTP_ON_TLS_REPLY, PlainHttpOnTls, TlsRefused, TlsSession
 from .transport import PeerTransport
 
 log = logging.getLogger("pyetcd.loop")
 
-RECV_BYTES = 256 * 1024
-CONNECTIONS_MAX = 10_000
 HOUSEKEEPING_S = 1.0
-
-
-@dataclass(frozen=True)
-class Listener:
-    """A bound listening socket: client API or peer traffic, plain or TLS (then `tls` is set)."""
-
-    sock: socket.socket
-    is_peer: bool = False
-    tls: ssl.SSLContext | None = None
-    allowed_cn: str = ""  # --peer-cert-allowed-cn
 
 
 class EventLoop:
@@ -59,7 +42,7 @@ class EventLoop:
                  supervisor: Supervisor | None = None) -> None:
         self.driver, self.view, self.storage = driver, view, storage
         self.supervisor = supervisor or Supervisor({})  # sd_notify; a no-op outside systemd
-        self.front = Frontend(driver, view, self._close)
+        self.front = Frontend(driver, view, lambda conn: self.connections.close(conn))
         self.tick_s = tick_s
         self._next_tick = time.monotonic() + tick_s
         self.sel = selectors.DefaultSelector()
@@ -67,7 +50,7 @@ class EventLoop:
                                        peer_allowed_cn)
         view.links = self.transport.links
         self.transport.sync(driver.members)
-        self.conns: dict[int, Conn] = {}
+        self.connections = Connections(self.sel, driver, self.front)
         self.dirty = self.front.dirty
         self.running = True
         self._next_housekeeping = 0.0
@@ -109,13 +92,13 @@ class EventLoop:
             data = key.data
             if type(data) is Conn:
                 if mask & selectors.EVENT_READ:
-                    self._on_readable(data)
+                    self.connections.on_readable(data)
                 if mask & selectors.EVENT_WRITE:
-                    self._flush(data)
+                    self.connections.flush(data)
             elif type(data) is PeerLink:
                 self.transport.on_event(data, mask)
             elif type(data) is Listener:
-                self._accept(data)
+                self.connections.accept(data)
             else:  # the signal wake-up socket
                 try:
                     self._sig_r.recv(4096)
@@ -126,12 +109,12 @@ class EventLoop:
         self._run_driver(mono)
         self._pump_transport(mono)
         for conn in list(self.dirty):
-            self._flush(conn)
+            self.connections.flush(conn)
         self.dirty.clear()
         self.supervisor.on_turn(self.view, mono)
         if mono >= self._next_housekeeping:
             self._next_housekeeping = mono + HOUSEKEEPING_S
-            self._reap_idle(mono)
+            self.connections.reap_idle(mono)
 
     def _tick(self, mono: float) -> None:
         ticks = 0
@@ -214,136 +197,6 @@ class EventLoop:
             log.warning("member %x says this member was removed from the cluster; shutting down", reports.removed_by)
             self.running = False
 
-    # ---- sockets -------------------------------------------------------------------------------
-
-    def _accept(self, listener: Listener) -> None:
-        for _ in range(256):
-            try:
-                sock, addr = listener.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as e:
-                if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.warning("accept: %s", e)
-                    return
-                raise
-            if len(self.conns) >= CONNECTIONS_MAX:
-                sock.close()
-                continue
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            mono = time.monotonic()
-            tls = None if listener.tls is None else TlsSession(listener.tls, True, mono, allowed_cn=listener.allowed_cn)
-            body_max = PEER_BODY_BYTES_MAX if listener.is_peer else FORM_BYTES_MAX
-            conn = Conn(sock, ServerConn(body_max, mono), tls, f"{addr[0]}:{addr[1]}", listener.is_peer)
-            self.conns[sock.fileno()] = conn
-            self.sel.register(sock, selectors.EVENT_READ, conn)
-
-    def _on_readable(self, conn: Conn) -> None:
-        try:
-            data = conn.sock.recv(RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._close(conn)
-            return
-        mono = time.monotonic()
-        if data and conn.tls is not None:
-            try:
-                data = conn.tls.receive(data)
-            except TlsRefused as e:
-                self._refuse_tls(conn, e)
-                return
-            if conn.tls.wire:
-                self.dirty.add(conn)  # handshake replies
-            if not data:
-                conn.http.touch(mono)
-                return
-        conn.http.receive(data, mono)
-        if conn.http.closed:
-            self._close(conn)
-            return
-        self.front.serve(conn)
-
-    def _flush(self, conn: Conn) -> None:
-        if conn.sock.fileno() < 0:
-            return
-        http, buf = conn.http, conn.http.out
-        if conn.tls is not None:
-            if buf and conn.tls.established:
-                try:
-                    conn.tls.send(buf)
-                except TlsRefused as e:
-                    self._refuse_tls(conn, e)
-                    return
-                buf.clear()
-            buf = conn.tls.wire
-        if buf:
-            try:
-                del buf[:conn.sock.send(buf)]
-            except (BlockingIOError, InterruptedError):
-                pass
-            except OSError:
-                self._close(conn)
-                return
-        if http.closed or (http.closing and not buf and not http.out):
-            self._close(conn)
-            return
-        reading = http.wants_read(conn.wire()) and not http.closing
-        if reading and not conn.events & selectors.EVENT_READ and not http.busy:
-            self.front.serve(conn)  # the client caught up: serve what it pipelined meanwhile
-        self._watch(conn, (selectors.EVENT_READ if reading else 0) | (selectors.EVENT_WRITE if buf else 0))
-
-    def _watch(self, conn: Conn, events: int) -> None:
-        if events == conn.events:
-            return
-        if not events:
-            self.sel.unregister(conn.sock)
-        elif not conn.events:
-            self.sel.register(conn.sock, events, conn)
-        else:
-            self.sel.modify(conn.sock, events, conn)
-        conn.events = events
-
-    def _refuse_tls(self, conn: Conn, why: TlsRefused) -> None:
-        """A failed handshake or an unacceptable certificate: say why in the log (etcd logs "rejected
-        connection"), send what TLS owes the other side (its alert), close."""
-        log.warning("rejected %s connection from %s: %s", "peer" if conn.is_peer else "client", conn.addr, why)
-        try:
-            if isinstance(why, PlainHttpOnTls):
-                conn.sock.send(PLAIN_HTTP_ON_TLS_REPLY)
-            elif conn.tls is not None and conn.tls.wire:
-                conn.sock.send(conn.tls.wire)
-        except OSError:
-            pass
-        self._close(conn)
-
-    def _close(self, conn: Conn) -> None:
-        fd = conn.sock.fileno()
-        if fd < 0:
-            return
-        if conn.http.busy:
-            self.driver.cancel(conn)
-        if conn.watcher is not None:
-            self.driver.unwatch(conn.watcher)
-            self.front.watch_conns.pop(conn.watcher.watcher_id, None)
-            conn.watcher = None
-        if conn.events:
-            self.sel.unregister(conn.sock)
-            conn.events = 0
-        self.conns.pop(fd, None)
-        conn.sock.close()
-
-    def _reap_idle(self, mono: float) -> None:
-        """Drop stalled TLS handshakes and abandoned requests (slowloris); idle keep-alive and watches stay."""
-        for conn in list(self.conns.values()):
-            if conn.tls is not None and not conn.tls.established and mono - conn.tls.started_at > HANDSHAKE_TIMEOUT_S:
-                log.warning("rejected %s connection from %s: TLS handshake timed out",
-                            "peer" if conn.is_peer else "client", conn.addr)
-                self._close(conn)
-            elif conn.http.should_abandon(mono):
-                self._close(conn)
-
     # ---- stopping ------------------------------------------------------------------------------
 
     def shutdown(self) -> None:
@@ -356,9 +209,9 @@ class EventLoop:
             while time.monotonic() < deadline and self.driver.raft.is_leader:
                 self.run_turn(min(self.tick_s, 0.05))
         self._run_driver(time.monotonic())
-        for conn in list(self.conns.values()):
-            self._flush(conn)
-            self._close(conn)
+        for conn in list(self.connections.conns.values()):
+            self.connections.flush(conn)
+            self.connections.close(conn)
         self.transport.close()
         self.storage.close()
         log.info("stopped")

@@ -1,0 +1,176 @@
+"""Connections: the accepted sockets (plain or TLS) that carry HTTP, on the loop's selector.
+
+Reading decrypts TLS and feeds http/conn.py's ServerConn; flushing encrypts and sends what it owes, and
+chooses what the selector waits for: reading stops while the client does not read its answers (output
+backpressure) or pipelines too much, and resumes (serving what it pipelined) once it catches up. Stalled
+TLS handshakes and abandoned requests (slowloris) are dropped by `reap_idle`.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import selectors
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+
+from ..http.client_api import FORM_BYTES_MAX
+from ..http.conn import ServerConn
+from ..http.peer_api import PEER_BODY_BYTES_MAX
+from ..server.driver import MemberDriver
+from .serving import Conn, Frontend
+from .tls import HANDSHAKE_TIMEOUT_S, PLAIN_HTTP_ON_TLS_REPLY, PlainHttpOnTls, TlsRefused, TlsSession
+
+log = logging.getLogger("pyetcd.loop")
+
+RECV_BYTES = 256 * 1024
+CONNECTIONS_MAX = 10_000
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A bound listening socket: client API or peer traffic, plain or TLS (then `tls` is set)."""
+
+    sock: socket.socket
+    is_peer: bool = False
+    tls: ssl.SSLContext | None = None
+    allowed_cn: str = ""  # --peer-cert-allowed-cn
+
+
+class Connections:
+    def __init__(self, sel: selectors.BaseSelector, driver: MemberDriver, front: Frontend) -> None:
+        self.sel = sel
+        self.driver = driver
+        self.front = front
+        self.dirty = front.dirty
+        self.conns: dict[int, Conn] = {}
+
+    def accept(self, listener: Listener) -> None:
+        for _ in range(256):
+            try:
+                sock, addr = listener.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("accept: %s", e)
+                    return
+                raise
+            if len(self.conns) >= CONNECTIONS_MAX:
+                sock.close()
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            mono = time.monotonic()
+            tls = None if listener.tls is None else TlsSession(listener.tls, True, mono, allowed_cn=listener.allowed_cn)
+            body_max = PEER_BODY_BYTES_MAX if listener.is_peer else FORM_BYTES_MAX
+            conn = Conn(sock, ServerConn(body_max, mono), tls, f"{addr[0]}:{addr[1]}", listener.is_peer)
+            self.conns[sock.fileno()] = conn
+            self.sel.register(sock, selectors.EVENT_READ, conn)
+
+    def on_readable(self, conn: Conn) -> None:
+        try:
+            data = conn.sock.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close(conn)
+            return
+        mono = time.monotonic()
+        if data and conn.tls is not None:
+            try:
+                data = conn.tls.receive(data)
+            except TlsRefused as e:
+                self._refuse_tls(conn, e)
+                return
+            if conn.tls.wire:
+                self.dirty.add(conn)  # handshake replies
+            if not data:
+                conn.http.touch(mono)
+                return
+        conn.http.receive(data, mono)
+        if conn.http.closed:
+            self.close(conn)
+            return
+        self.front.serve(conn)
+
+    def flush(self, conn: Conn) -> None:
+        if conn.sock.fileno() < 0:
+            return
+        http, buf = conn.http, conn.http.out
+        if conn.tls is not None:
+            if buf and conn.tls.established:
+                try:
+                    conn.tls.send(buf)
+                except TlsRefused as e:
+                    self._refuse_tls(conn, e)
+                    return
+                buf.clear()
+            buf = conn.tls.wire
+        if buf:
+            try:
+                del buf[:conn.sock.send(buf)]
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                self.close(conn)
+                return
+        if http.closed or (http.closing and not buf and not http.out):
+            self.close(conn)
+            return
+        reading = http.wants_read(conn.wire()) and not http.closing
+        if reading and not conn.events & selectors.EVENT_READ and not http.busy:
+            self.front.serve(conn)  # the client caught up: serve what it pipelined meanwhile
+        self._watch(conn, (selectors.EVENT_READ if reading else 0) | (selectors.EVENT_WRITE if buf else 0))
+
+    def _watch(self, conn: Conn, events: int) -> None:
+        if events == conn.events:
+            return
+        if not events:
+            self.sel.unregister(conn.sock)
+        elif not conn.events:
+            self.sel.register(conn.sock, events, conn)
+        else:
+            self.sel.modify(conn.sock, events, conn)
+        conn.events = events
+
+    def _refuse_tls(self, conn: Conn, why: TlsRefused) -> None:
+        """A failed handshake or an unacceptable certificate: say why in the log (etcd logs "rejected
+        connection"), send what TLS owes the other side (its alert), close."""
+        log.warning("rejected %s connection from %s: %s", "peer" if conn.is_peer else "client", conn.addr, why)
+        try:
+            if isinstance(why, PlainHttpOnTls):
+                conn.sock.send(PLAIN_HTTP_ON_TLS_REPLY)
+            elif conn.tls is not None and conn.tls.wire:
+                conn.sock.send(conn.tls.wire)
+        except OSError:
+            pass
+        self.close(conn)
+
+    def close(self, conn: Conn) -> None:
+        fd = conn.sock.fileno()
+        if fd < 0:
+            return
+        if conn.http.busy:
+            self.driver.cancel(conn)
+        if conn.watcher is not None:
+            self.driver.unwatch(conn.watcher)
+            self.front.watch_conns.pop(conn.watcher.watcher_id, None)
+            conn.watcher = None
+        if conn.events:
+            self.sel.unregister(conn.sock)
+            conn.events = 0
+        self.conns.pop(fd, None)
+        conn.sock.close()
+
+    def reap_idle(self, mono: float) -> None:
+        """Drop stalled TLS handshakes and abandoned requests (slowloris); idle keep-alive and watches stay."""
+        for conn in list(self.conns.values()):
+            if conn.tls is not None and not conn.tls.established and mono - conn.tls.started_at > HANDSHAKE_TIMEOUT_S:
+                log.warning("rejected %s connection from %s: TLS handshake timed out",
+                            "peer" if conn.is_peer else "client", conn.addr)
+                self.close(conn)
+            elif conn.http.should_abandon(mono):
+                self.close(conn)
