@@ -92,8 +92,13 @@ class RawNode:
     def persist_failed(self, rd: Ready) -> None:
         """`rd` could not be made durable (the disk is full): nothing of it is applied or advanced; the
         unstable tail is dropped and Raft stops campaigning and leading (see Raft.persist_failed). Its
-        next Ready asks again for what is still needed (the hard state, a pending snapshot)."""
+        next Ready asks again for what is still needed (the hard state, a pending snapshot). What stepping
+        down sends (a leader's MsgTimeoutNow) is added to rd.messages, to leave now with the rest of
+        what may be sent from a failed Ready, not with some later Ready."""
+        queued = len(self.raft.msgs)
         self.raft.persist_failed()
+        rd.messages.extend(self.raft.msgs[queued:])
+        del self.raft.msgs[queued:]
 
     def persist_recovered(self) -> None:
         """A write reached the disk again: the node may campaign and lead."""
