@@ -7,8 +7,9 @@ Every run starts from a fresh server, so the script's indexes are the same relat
 server had before the script (its "base"). What legitimately differs is normalised: indexes (to
 <+n> past the base), member IDs, URLs and ports, TTL countdowns and expiry times, the program name.
 
-Also here: watch --forever and exec-watch (stopped with SIGINT, exit 0 as etcdctl), and backup: a
-pyetcd data dir copied offline starts as a new one-member cluster holding the same keys.
+Also here: watch --forever, exec-watch and cluster-health --forever (stopped with SIGINT, exit 0 as
+etcdctl, even when started with SIGINT ignored), and backup: a pyetcd data dir copied offline starts as a
+new one-member cluster holding the same keys.
 """
 
 from __future__ import annotations
@@ -239,21 +240,37 @@ def test_script_step_matches_etcdctl_against_etcd(outcomes: dict[str, list[Outco
 # ---- long-running commands, stopped with SIGINT ------------------------------------------------
 
 
-def watch_until(cmd: list[str], lines_wanted: int, env: dict[str, str], timeout_s: float = 10.0) -> Outcome:
-    """Run a never-ending command until it printed `lines_wanted` lines, then Ctrl+C it."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
-    lines: list[bytes] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, b"")), daemon=True)  # type: ignore[union-attr]
-    reader.start()
-    deadline = time.monotonic() + timeout_s
-    while len(lines) < lines_wanted and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    time.sleep(0.2)  # anything printed past the expected lines shows up in the comparison
-    proc.send_signal(signal.SIGINT)
-    rc = proc.wait(10)
-    reader.join(5)
-    err = proc.stderr.read() if proc.stderr else b""
-    return Outcome(rc, b"".join(lines).decode(), err.decode())
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def watch_until(cmd: list[str], lines_wanted: int, env: dict[str, str], timeout_s: float = 10.0,
+                sigint_ignored: bool = False, stop_within_s: float = 10.0) -> Outcome:
+    """Run a never-ending command until it printed `lines_wanted` lines, then Ctrl+C it. With
+    `sigint_ignored` it starts with SIGINT ignored, as a background job of a non-interactive shell does
+    (`cmd &` in `sh -c`): like etcdctl it must turn SIGINT back on for the commands that stop on it."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,
+                            preexec_fn=_ignore_sigint if sigint_ignored else None)
+    try:
+        lines: list[bytes] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, b"")), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        deadline = time.monotonic() + timeout_s
+        while len(lines) < lines_wanted and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        time.sleep(0.2)  # anything printed past the expected lines shows up in the comparison
+        proc.send_signal(signal.SIGINT)
+        try:
+            rc = proc.wait(stop_within_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{cmd[:4]} still running {stop_within_s}s after SIGINT; printed {lines}") from None
+        reader.join(5)
+        err = proc.stderr.read() if proc.stderr else b""
+        return Outcome(rc, b"".join(lines).decode(), err.decode())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
 
 def seed_watch_keys(tool: list[str], target: Target, env: dict[str, str]) -> None:
@@ -299,6 +316,31 @@ def test_watch_forever_and_exec_watch_match_etcdctl(fresh_pair: tuple[Target, Ta
     assert (py_watch.rc, py_watch.stdout, py_watch.stderr) == (ref_watch.rc, ref_watch.stdout, ref_watch.stderr)
     assert "Ignored dir /w/d change" in ref_exec.stderr
     assert (py_exec.rc, py_exec.stdout, py_exec.stderr) == (ref_exec.rc, ref_exec.stdout, ref_exec.stderr)
+
+
+@pytest.mark.parametrize("command", ["watch", "exec-watch", "cluster-health"])
+def test_sigint_stops_the_endless_commands_even_when_inherited_ignored(fresh_pair: tuple[Target, Target],
+                                                                       command: str) -> None:
+    """etcdctl's watch, exec-watch and cluster-health --forever call signal.Notify(os.Interrupt), which turns
+    SIGINT back on even if the process started with it ignored, and exit 0 on it; pyetcdctl must too."""
+    env = clean_env()
+    got: dict[str, Outcome] = {}
+    for name, tool, target in (("ref", ETCDCTL, fresh_pair[0]), ("py", PYETCDCTL, fresh_pair[1])):
+        run(tool, target, Step(("set", "/sig/k", "x")), env)
+        words = {"watch": ["watch", "--forever", "--after-index", str(target.base), "/sig/k"],
+                 "exec-watch": ["exec-watch", "--after-index", str(target.base), "sh", "-c",
+                                "echo ran $ETCD_WATCH_VALUE", "/sig/k"],
+                 "cluster-health": ["cluster-health", "--forever"]}[command]
+        # One line printed: the command is past its Notify (etcdctl) / into its loop (pyetcdctl).
+        out = watch_until([*tool, "--endpoints", target.server.url, *words], 1, env, sigint_ignored=True,
+                          stop_within_s=5.0)
+        got[name] = Outcome(out.rc, target.normalise(out.stdout), target.normalise(out.stderr))
+    ref, py = got["ref"], got["py"]
+    first = {"watch": "x\n", "exec-watch": "ran x\n", "cluster-health": "member <member-id> is healthy"}[command]
+    assert ref.rc == 0 and ref.stdout.startswith(first), ref  # the reference behaves as assumed
+    assert py.rc == 0 and py.stdout.startswith(first), py
+    if command != "cluster-health":  # its lines name the server's URL and ID, which differ
+        assert (py.rc, py.stdout, py.stderr) == (ref.rc, ref.stdout, ref.stderr)
 
 
 # ---- backup ------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from ..client.v2 import ClientError
 from .ctl_conn import EXIT_CLUSTER_NOT_HEALTHY, EXIT_SERVER_ERROR, Conn, Exit
 from .ctl_keys import Ctx
 from .ctl_output import CtlClusterError, DeadlineExceeded, dial_error, error_text, handle_error
+from .sigint import sigint_raises
 
 _Failure = (ClientError, CtlClusterError, DeadlineExceeded, BadPeerURL)
 
@@ -183,6 +184,16 @@ def _check_once(ctx: Ctx, conn: Conn, members: list[Member]) -> bool:
 
 
 def cmd_cluster_health(ctx: Ctx, v: dict[str, Any], args: list[str]) -> int:
+    if not v["forever"]:
+        return _cluster_health(ctx, v)
+    try:  # etcdctl's signal.Notify(os.Interrupt), exit 0 on it: even if SIGINT was inherited ignored
+        with sigint_raises():
+            return _cluster_health(ctx, v)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _cluster_health(ctx: Ctx, v: dict[str, Any]) -> int:
     conn = ctx.connect(sync=False)
     try:
         members = conn.members(None)  # etcdctl lists them with no total timeout (but the per-request one)

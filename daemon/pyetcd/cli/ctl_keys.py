@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from ..client.v2 import ClientError, KeysClient, Response
 from .ctl_conn import EXIT_BAD_ARGS, EXIT_SERVER_ERROR, Conn, Exit, GlobalOptions
 from .ctl_output import CtlClusterError, DeadlineExceeded, endpoint_error, handle_error, print_response
+from .sigint import sigint_raises
 
 Op = Callable[[KeysClient, float | None], Response]
 
@@ -215,15 +216,16 @@ def cmd_watch(ctx: Ctx, v: dict[str, Any], args: list[str]) -> int:
     conn = ctx.connect()
     key = _key(ctx, args)
     try:
-        for resp in _events(ctx, conn, key, v["after-index"], v["recursive"]):
-            if resp.node.get("dir") is True:
-                continue
-            if v["recursive"]:
-                ctx.out.write(f"[{resp.action or ''}] {resp.node.get('key', '')}\n")
-            ctx.show(resp)
-            ctx.out.flush()
-            if not v["forever"]:
-                return 0
+        with sigint_raises():  # etcdctl's signal.Notify(os.Interrupt): even if SIGINT was inherited ignored
+            for resp in _events(ctx, conn, key, v["after-index"], v["recursive"]):
+                if resp.node.get("dir") is True:
+                    continue
+                if v["recursive"]:
+                    ctx.out.write(f"[{resp.action or ''}] {resp.node.get('key', '')}\n")
+                ctx.show(resp)
+                ctx.out.flush()
+                if not v["forever"]:
+                    return 0
     except KeyboardInterrupt:
         return 0  # etcdctl exits 0 on Ctrl+C
     return 0
@@ -255,18 +257,19 @@ def cmd_exec_watch(ctx: Ctx, v: dict[str, Any], args: list[str]) -> int:
         key, command = args[-1], args[:-1]
     children: list[subprocess.Popen[bytes]] = []
     try:
-        for resp in _events(ctx, conn, key, v["after-index"], v["recursive"]):
-            if resp.node.get("dir") is True:
-                ctx.err.write(f"Ignored dir {resp.node.get('key', '')} change\n")
-                ctx.err.flush()
-                continue
-            ctx.out.flush()
-            try:  # not waited for: like etcdctl, the next event may run while this one still does
-                children.append(subprocess.Popen(command, env=_watch_env(resp)))
-            except OSError as e:
-                ctx.err.write(_exec_error(command[0], e))
-                return 1
-            children = [c for c in children if c.poll() is None]
+        with sigint_raises():  # as etcdctl's signal.Notify; the children get SIGINT's default (exec resets it)
+            for resp in _events(ctx, conn, key, v["after-index"], v["recursive"]):
+                if resp.node.get("dir") is True:
+                    ctx.err.write(f"Ignored dir {resp.node.get('key', '')} change\n")
+                    ctx.err.flush()
+                    continue
+                ctx.out.flush()
+                try:  # not waited for: like etcdctl, the next event may run while this one still does
+                    children.append(subprocess.Popen(command, env=_watch_env(resp)))
+                except OSError as e:
+                    ctx.err.write(_exec_error(command[0], e))
+                    return 1
+                children = [c for c in children if c.poll() is None]
     except KeyboardInterrupt:
         return 0
     return 0

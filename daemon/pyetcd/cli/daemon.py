@@ -12,9 +12,11 @@ import logging
 import os
 import random
 import resource
+import signal
 import socket
 import ssl
 import sys
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -217,11 +219,21 @@ def _subcommand(argv: list[str]) -> int | None:
     return None
 
 
+def _stop_signals_end_the_process() -> None:
+    """Until the event loop installs its graceful handlers, SIGINT and SIGTERM end the process at once, as
+    they end etcd before its own handlers are in place (discovery can wait a long time). Set explicitly:
+    a SIGINT inherited ignored (a background job) must not make the daemon unstoppable."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     rc = _subcommand(argv)
     if rc is not None:
         return rc
+    _stop_signals_end_the_process()
     try:
         cfg = settings_mod.load(argv)
     except settings_mod.SettingsError as e:
