@@ -20,6 +20,9 @@ def test_seeds(chunk: int) -> None:
         report = run(seed, DEFAULT_STEPS)
         if not report.ok:
             failures.append(report.summary())
+        elif not (report.stats["write_batches"] and report.stats["sent_before_fsync"]):
+            # The production driver's batching and a leader's send-before-fsync must run in every seed.
+            failures.append(f"seed {seed}: no batched proposal or no send before fsync: {report.summary()}")
     assert not failures, "\n".join(failures)
 
 
@@ -59,3 +62,5 @@ def test_runs_exercise_faults_and_membership() -> None:
     assert sum(s["acked"] for s in stats) > 100
     assert any(s["nodes"] > s["size"] for s in stats), "no membership change was exercised"
     assert sum(s["expired"] for s in stats) > 0, "no TTL key expired through a SYNC entry"
+    assert sum(s["disk_full_turns"] > 0 for s in stats) >= 2, "no member ran into a full disk"
+    assert sum(s["eio_stops"] for s in stats) > 0, "no member stopped on an fsync EIO"

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ...server.driver import NO_SPACE
 from ...server.requests import DELETE, PUT, Request
 from ...store.errors import V2Error
 from ...store.event import Event
@@ -156,6 +157,14 @@ class Workload:
         rec = self.history.get(op.op_id)
         if rec is None or rec.complete is not None or rec.timed_out:
             return  # answered after the client gave up: stays indeterminate
+        if isinstance(res, V2Error) and res.cause == NO_SPACE:
+            # The member's disk is full and the driver says the write can never commit: like a refused
+            # connection it leaves the history (were it applied after all, a read of its unique value
+            # would make the history non-linearizable, and the check would say so).
+            del self.history[rec.op_id]
+            self.dropped += 1
+            self._finish(rec)
+            return
         if isinstance(res, V2Error) and res.code not in DEFINITE_ERRORS:
             if res.code == 300:  # the member's request timeout: the request may still commit
                 rec.timed_out = True
