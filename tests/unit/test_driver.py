@@ -407,6 +407,29 @@ def test_a_leader_whose_disk_fills_steps_down_and_hands_over_to_its_most_up_to_d
     assert [(a.waiter, error(a).cause) for a in f3.answers] == [(Waiter("b"), TIMED_OUT)]
 
 
+def test_a_leaders_write_sent_before_its_failed_fsync_is_not_refused_it_may_commit_elsewhere() -> None:
+    """"No space" means "not done". A write whose entry left in send_now may still commit through the
+    followers, so the leader keeps it waiting; it is answered with its real result once applied."""
+    net, leader, f2, f3 = _three()
+    leader.disk.full = True
+    leader.write(Waiter("a"), put("/a", "1"), 1.0)
+    turn = leader.begin(1.0)
+    assert turn is not None and sorted((m.type, m.to, [e.index for e in m.entries]) for m in turn.send_now) \
+        == [(MsgType.APP, 2, [8]), (MsgType.APP, 3, [8])]
+    out = leader.complete(turn)
+    assert out.answers == [] and leader.status().role is Role.FOLLOWER
+
+    net.settle(1.0)  # the followers hold entry 8; the one told to campaign leads and commits it
+    assert f2.value("/a") == f3.value("/a") == "1" and leader.value("/a") is None
+    assert leader.answers == []
+
+    leader.disk.full = False
+    for k in range(10):
+        net.tick(1.0 + DISK_RETRY_S + k / 10)
+    assert leader.value("/a") == "1"
+    assert [(a.waiter, event(a).node.value) for a in leader.answers] == [(Waiter("a"), "1")]
+
+
 # ---- snapshots -----------------------------------------------------------------------------------
 
 def test_a_snapshot_job_after_snapshot_count_entries_and_compaction_once_saved() -> None:

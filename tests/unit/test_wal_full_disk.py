@@ -14,10 +14,10 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pyetcd.raft.types import Entry, EntryType, HardState
 from pyetcd.storage import wal_codec
 from pyetcd.storage.errors import (
     DEFAULT_IO,
@@ -27,63 +27,16 @@ from pyetcd.storage.errors import (
     FaultIo,
     io_from_environment,
 )
+from pyetcd.storage.files import ROOM_PROBE, FileStorage
 from pyetcd.storage.snap import SnapDir, Snapshot
 from pyetcd.storage.wal import Wal
 
+from tests.support.tmpfs import MountTmpfs, fill, free_bytes, mount_tmpfs
+
 PAGE = os.sysconf("SC_PAGE_SIZE")
-MountTmpfs = Callable[..., Path]
-
-
-@pytest.fixture
-def mount_tmpfs(tmp_path: Path) -> Iterator[MountTmpfs]:
-    """mount_tmpfs(size="1m", nr_inodes=None) -> a freshly mounted tmpfs; unmounted after the test."""
-    mounted: list[Path] = []
-
-    def mount(size: str = "1m", nr_inodes: int | None = None) -> Path:
-        if os.geteuid() != 0:
-            pytest.skip("mounting a tmpfs needs root (these tests fill a real filesystem)")
-        mnt = tmp_path / f"tmpfs{len(mounted)}"
-        mnt.mkdir()
-        opts = f"size={size},mode=0700" + (f",nr_inodes={nr_inodes}" if nr_inodes else "")
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(mnt)], capture_output=True, text=True)
-        if r.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-        mounted.append(mnt)
-        return mnt
-
-    yield mount
-    for mnt in reversed(mounted):
-        # lazily if still busy (a failed test may leave a file open): it is detached either way
-        if subprocess.run(["umount", str(mnt)], capture_output=True).returncode != 0:
-            r = subprocess.run(["umount", "-l", str(mnt)], capture_output=True, text=True)
-            assert r.returncode == 0, f"umount -l {mnt}: {r.stderr.strip()}"
-
-
-def _free(mnt: Path) -> int:
-    st = os.statvfs(mnt)
-    return st.f_bavail * st.f_frsize
-
-
-def _fill(mnt: Path, leave: int = 0) -> Path:
-    """Write a filler file until ENOSPC, then give back `leave` bytes (a multiple of the page size)."""
-    filler = mnt / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        chunk = b"f" * (64 * 1024)
-        size = 0
-        while True:
-            try:
-                size += os.write(fd, chunk)
-            except OSError as e:
-                assert e.errno == errno.ENOSPC
-                break
-        assert _free(mnt) == 0
-        if leave:
-            os.ftruncate(fd, size - leave)
-    finally:
-        os.close(fd)
-    assert _free(mnt) == leave
-    return filler
+__all__ = ["mount_tmpfs"]  # the fixture (tests/support/tmpfs.py), used by name
+_free = free_bytes
+_fill = fill
 
 
 def _append(wal: Wal, first: int, last: int, size: int = 0) -> None:
@@ -189,6 +142,38 @@ def test_partly_written_batch_is_truncated_away(mount_tmpfs: MountTmpfs, caplog:
     wal.sync()
     wal.close()
     assert _reopen(mnt / "wal", caplog) == list(range(1, 9))
+
+
+def test_file_storage_after_a_full_disk_waits_for_real_room(mount_tmpfs: MountTmpfs) -> None:
+    """A record that fits in the slack of the segment's last page is no sign of room: once a sync found
+    the disk full, FileStorage refuses every sync until ROOM_TO_RESUME bytes are free again."""
+    mnt = mount_tmpfs("1m")
+    storage = FileStorage(mnt)
+    storage.write(None, [Entry(1, 1, EntryType.NORMAL, b"x" * 100)], HardState(1, 1, 1))
+    storage.sync()
+    seg = storage.wal.segments[-1][2]
+    good = seg.stat().st_size
+    assert good % PAGE and good % PAGE + 512 < PAGE  # the last page has slack for a hard state or two
+    filler = _fill(mnt)
+
+    storage.write(None, [Entry(1, 2, EntryType.NORMAL, b"y" * 64 * 1024)], None)
+    with pytest.raises(DiskFull):
+        storage.sync()
+    for _ in range(3):  # a hard state alone (the driver's probe) would fit in the slack: still refused
+        storage.write(None, [], HardState(1, 1, 1))
+        with pytest.raises(DiskFull, match="no room for"):
+            storage.sync()
+        assert seg.stat().st_size == good and storage.wal.pending_bytes == 0
+    assert not (storage.wal.path / ROOM_PROBE).exists()
+
+    filler.unlink()
+    storage.write(None, [Entry(1, 2, EntryType.NORMAL, b"y" * 64 * 1024)], HardState(1, 1, 2))
+    storage.sync()
+    storage.write(None, [], HardState(1, 1, 2))  # and no further check once writes succeed
+    storage.sync()
+    storage.close()
+    loaded = FileStorage(mnt).load()
+    assert [e.index for e in loaded.entries] == [1, 2] and loaded.hard_state == HardState(1, 1, 2)
 
 
 # ---- cut on a full tmpfs ---------------------------------------------------------------------------

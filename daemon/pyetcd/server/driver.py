@@ -21,10 +21,11 @@ Rules it owns:
   it counts its own log toward a quorum only once persisted (Raft.on_persisted). Everything else
   (votes, acks) waits for the fsync.
 - A full disk: a Ready that cannot be persisted is neither applied nor acknowledged; Raft drops its
-  unstable tail and a leader steps down (RawNode.persist_failed). Pending and new writes are answered
-  "etcdserver: no space" at once; reads, watches and heartbeats go on. Persisting is tried again at most
-  every DISK_RETRY_S (a hard-state write probes when Raft has nothing to write), and the first success
-  ends it.
+  unstable tail and a leader steps down (RawNode.persist_failed). New writes, and pending ones that can
+  never commit, are answered "etcdserver: no space" at once ("no space" means "not done": a write that
+  may still commit through another member waits for its entry or its deadline); reads, watches and
+  heartbeats go on. Persisting is tried again at most every DISK_RETRY_S (a hard-state write probes when
+  Raft has nothing to write), and the first success ends it.
 - Leader duties: a SYNC entry when a TTL is due (the leader's clock, never backwards), and once a leader
   is known, this member's name and client URLs (etcd's attribute publication).
 - Snapshots: after `snapshot_count` applied entries, the store is snapshotted and the log compacted.
@@ -111,6 +112,9 @@ class Turn:
     ready: Ready | None = None
     refused: bool = False  # the disk is full and no retry is due: treat as failed without writing
     probe: bool = False  # a hard-state write that only tests whether the disk has room again
+    # Writes and membership changes this leader appended to its own log this turn (request ids): if the
+    # turn cannot be persisted and none of its entries left in send_now, they can never commit.
+    proposed: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -280,7 +284,7 @@ class MemberDriver:
             return Turn(answers) if answers else None
         self._stalled = False
         self._leader_duties(wall_ns)
-        self._submit_offered()
+        proposed = self._submit_offered()
         raft = self.raft
         if not raft.has_ready():
             if self.disk_full and now_s >= self._disk_retry_at:
@@ -305,7 +309,7 @@ class MemberDriver:
             if send_now:
                 rd.messages = [m for m in rd.messages if m.type not in _REPLICATION]
                 self._count_sent(send_now)
-        return Turn(answers, send_now, persist, rd)
+        return Turn(answers, send_now, persist, rd, proposed=proposed)
 
     def persisted(self, turn: Turn) -> Output:
         """The turn's records are durable (or there were none to write)."""
@@ -347,7 +351,13 @@ class MemberDriver:
         return out
 
     def persist_failed(self, turn: Turn) -> Output:
-        """The disk is full: nothing of the turn's records was kept. Acknowledge nothing, apply nothing."""
+        """The disk is full: nothing of the turn's records was kept. Acknowledge nothing, apply nothing.
+
+        "No space" is a definite answer, so only requests that can never commit get it: those Raft never
+        took, and those this leader appended this turn when no entry left the member (send_now). Every
+        other write in flight may still commit through another member (entries sent before the fsync,
+        proposals forwarded to the leader, entries persisted earlier): it keeps waiting for its entry to
+        be applied or its deadline ("request timed out")."""
         out = Output()
         self._stalled = True
         if not self.disk_full:
@@ -358,7 +368,8 @@ class MemberDriver:
             self.raft.persist_failed(rd)
             out.messages = [m for m in rd.messages if m.type in _SAFE_UNPERSISTED]
             self._read_states(rd, out)
-        for p in self.requests.take_changes():
+        sent = any(m.entries for m in turn.send_now if m.type is MsgType.APP)
+        for p in self.requests.take_changes(set() if sent else set(turn.proposed)):
             out.answers.append(Answer(p.waiter, p.tag, request_error(NO_SPACE), p.kind))
         return out
 
@@ -404,14 +415,17 @@ class MemberDriver:
         except ProposalDropped:
             self._published = False
 
-    def _submit_offered(self) -> None:
+    def _submit_offered(self) -> list[int]:
         """Hand the waiting requests to Raft in batches. What Raft drops (no leader yet, a conf change in
-        flight) stays unsubmitted and is offered again every turn until its deadline."""
+        flight) stays unsubmitted and is offered again every turn until its deadline. Returns the request
+        ids of writes and membership changes appended to this (leader's) own log (see Turn.proposed)."""
         self._offered = False
         pending = self.requests.unsubmitted()
         if not pending:
-            return
+            return []
         raft = self.raft
+        leader = raft.is_leader
+        proposed: list[int] = []
         writes = [p for p in pending if p.kind is Kind.WRITE]
         reads = [p for p in pending if p.kind is Kind.READ]
         if writes and not self.disk_full:
@@ -419,6 +433,8 @@ class MemberDriver:
                 raft.propose_many([p.data for p in writes])
                 for p in writes:
                     p.submitted = True
+                    if leader:
+                        proposed.append(p.req_id)
                 self.write_batches += len(writes) > 1
             except ProposalDropped:
                 pass
@@ -435,8 +451,11 @@ class MemberDriver:
                 try:
                     raft.propose_conf_change(p.conf_change)
                     p.submitted = True
+                    if leader:
+                        proposed.append(p.req_id)
                 except ProposalDropped:
                     pass
+        return proposed
 
     def _on_applied(self, applied: Applied, out: Output) -> None:
         req = applied.request

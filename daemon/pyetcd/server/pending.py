@@ -77,9 +77,11 @@ class PendingTable:
                 return p
         return None
 
-    def take_changes(self) -> list[Pending]:
-        """Remove and return every write and membership change (the disk is full: none can complete)."""
-        gone = [p for p in self.by_id.values() if p.kind is not Kind.READ]
+    def take_changes(self, dropped: set[int]) -> list[Pending]:
+        """Remove and return the writes and membership changes that can never complete (the disk is full):
+        those not handed to Raft, and those whose entries were `dropped` (request ids) unsent."""
+        gone = [p for p in self.by_id.values()
+                if p.kind is not Kind.READ and (not p.submitted or p.req_id in dropped)]
         for p in gone:
             del self.by_id[p.req_id]
         return gone

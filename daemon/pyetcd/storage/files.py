@@ -5,23 +5,33 @@ A snapshot received from the leader is saved (atomically) before the WAL is cut 
 covers are released only once the sync that makes the new segment's hard state durable has returned, so
 a crash in between never loses the term and vote. Errors are those of wal.py and snap.py: DiskFull after
 they restored a clean state, any other OSError for "stop".
+
+Once a WAL sync has found the disk full, later syncs first check that there is real room again: a probe
+file must get ROOM_TO_RESUME bytes (or the size of the batch that failed, if larger) from the file
+system, else DiskFull is raised without writing. Without this, a small record (the driver's hard-state
+probe, a heartbeat's commit) that fits in the unused end of the segment's last page would "succeed" on a
+disk that is still full, and the member would flip between full and not full once per retry (a leader
+that stepped down would even become electable again).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..raft.types import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMeta
 from ..server.durable import Loaded
 from . import wal_codec
-from .errors import DEFAULT_IO, DiskIo
+from .errors import DEFAULT_IO, DiskFull, DiskIo, is_disk_full
 from .snap import SnapDir
 from .snap import Snapshot as SnapFile
 from .wal import Wal, WalCorrupt
 
 log = logging.getLogger("pyetcd.storage")
+ROOM_TO_RESUME = 256 * 1024  # free bytes a full disk must have again before WAL writes resume
+ROOM_PROBE = ".room-probe"  # in the WAL directory; never a segment (*.wal)
 
 
 class FileStorage:
@@ -32,6 +42,8 @@ class FileStorage:
         snap_index = self._snap_file.index if self._snap_file is not None else 0
         self.wal, self._records = Wal.open(member_dir / "wal", snap_index + 1, io)
         self._release_before = 0  # segments to release once the next sync has returned
+        self._room_needed = 0  # after a sync found the disk full: bytes to find free before writing again
+        (self.wal.path / ROOM_PROBE).unlink(missing_ok=True)  # left by a crash during _check_room
 
     def load(self) -> Loaded:
         out = Loaded()
@@ -73,10 +85,38 @@ class FileStorage:
             wal.append(wal_codec.encode_hard_state(hard_state.term, hard_state.vote, hard_state.commit))
 
     def sync(self) -> None:
-        self.wal.sync()
+        wal = self.wal
+        pending = wal.pending_bytes
+        if self._room_needed and pending:
+            self._check_room(self._room_needed)
+        try:
+            wal.sync()
+        except DiskFull:
+            self._room_needed = max(ROOM_TO_RESUME, pending)
+            raise
+        self._room_needed = 0
         if self._release_before:
             index, self._release_before = self._release_before, 0
             self.wal.release_before(index)
+
+    def _check_room(self, nbytes: int) -> None:
+        """DiskFull (dropping the buffered records, as a failed sync would) unless the file system can
+        give `nbytes` to a probe file right now (posix_fallocate: quotas count too). An error other than
+        "full" says nothing about room: the real write decides then."""
+        probe = self.wal.path / ROOM_PROBE
+        fd = -1
+        try:
+            fd = self.wal.io.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.posix_fallocate(fd, 0, nbytes)
+        except OSError as e:
+            if is_disk_full(e):
+                self.wal.discard()
+                raise DiskFull(probe, f"no room for {nbytes} bytes yet", e.errno) from e
+            log.debug("could not check for room with %s: %s", probe, e)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+                probe.unlink(missing_ok=True)
 
     def save_snapshot(self, snap: Snapshot, hard_state: HardState, last_index: int) -> None:
         wal = self.wal

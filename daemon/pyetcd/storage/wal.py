@@ -132,6 +132,10 @@ class Wal:
     def append(self, record: bytes) -> None:
         self._buffer += record
 
+    def discard(self) -> None:
+        """Drop every record appended since the last sync (as a failed sync does)."""
+        self._buffer = bytearray()
+
     @property
     def pending_bytes(self) -> int:
         return len(self._buffer)
