@@ -4,14 +4,13 @@ Theory of operation. etcdctl backup copies the newest snapshot and the WAL, drop
 gives the copy a new member ID and cluster ID; the copy must then be started with --force-new-cluster to
 forget the old members. pyetcd does the same work at backup time instead, so the copy needs no special
 start:
-1. Read the source like a restarting member does (newest snapshot, then the WAL after it, a later entry
-   with a repeated index replacing the tail), without writing to the source: a torn WAL tail is skipped,
-   not truncated, and leftover snapshot temp files are left alone.
-2. Apply the committed prefix to a fresh ServerNode, giving the v2 store (keys, TTLs, the etcd index
-   and the event history) as of the last committed entry.
-3. Replace the membership by the local member alone (its name and URLs kept) under a new random member
+1. Read the source without writing to it (a torn WAL tail is skipped, not truncated, and leftover
+   snapshot temp files are left alone), then recover it with the member's own recovery
+   (server/recovery.py): the newest snapshot, the WAL after it, the committed prefix applied, giving the
+   v2 store (keys, TTLs, the etcd index and the event history) as of the last committed entry.
+2. Replace the membership by the local member alone (its name and URLs kept) under a new random member
    ID; the cluster ID is derived from it, as for any new cluster.
-4. Write a new data dir: member/snap/<term>-<index>.snap holding that state, member/wal with one segment
+3. Write a new data dir: member/snap/<term>-<index>.snap holding that state, member/wal with one segment
    holding only a hard state (term, no vote, commit = the snapshot index), and member/identity with the
    new IDs. `pyetcd --data-dir <backup>` recovers it as a one-voter cluster and elects itself at once.
 The backup dir's snap and WAL dirs must be empty (etcdctl's rule).
@@ -19,6 +18,7 @@ The backup dir's snap and WAL dirs must be empty (etcdctl's rule).
 
 from __future__ import annotations
 
+import random
 import secrets
 import struct
 import zlib
@@ -26,18 +26,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..raft.log import RaftLog
+from ..raft.core import RaftConfig
 from ..raft.types import Entry, EntryType
+from ..server.durable import ReadOnlyStorage
 from ..server.members import Member, MemberRegistry, cluster_id, id_hex
-from ..server.node import ServerNode
-from ..server.requests import MEMBER_ATTRS, Request
+from ..server.node import Applied, ServerNode
+from ..server.recovery import ClusterSpec, recover
+from ..server.requests import MEMBER_ATTRS
 from ..storage import snap, wal_codec
+from ..storage.files import loaded_from
 from ..storage.identity import identity_path, read_identity, write_identity
 from ..storage.snap import SnapDir
 from ..storage.snap import Snapshot as SnapFile
-from ..storage.wal import Wal
-from ..store.store import Store
+from ..storage.wal import Wal, WalCorrupt
 
+_REPLAY_ID = 1  # the member id the offline replay runs as (it never talks to anyone)
 _SNAP_HEAD = struct.Struct("<IQ")  # crc32, length: storage/snap.py's file header after the magic
 
 
@@ -128,38 +131,23 @@ def backup(data_dir: Path, backup_dir: Path, *, wal_dir: Path | None = None, bac
     _require_empty(dest_wal, "wal")
 
     snap_file = _read_newest_snapshot(src_snap)
-    records = _read_wal(src_wal)
-    node = ServerNode(Store(), MemberRegistry(), 0)
-    raft_log = RaftLog()
-    if snap_file is not None:
-        node.restore(snap_file.data)
-        raft_log = RaftLog(snap_file.index, snap_file.term)
-    commit = raft_log.snap_index
-    for rec in records:
-        if rec.rtype == wal_codec.ENTRY:
-            term, index, data = rec.entry()
-            if index > raft_log.snap_index:
-                if index > raft_log.last_index + 1:
-                    raise BackupError(f"{src_wal}: entry {index} follows entry {raft_log.last_index}: a gap")
-                raft_log.append([Entry(term, index, EntryType(rec.entry_type()), data)])
-        elif rec.rtype == wal_codec.HARD_STATE:
-            commit = rec.hard_state()[2]
-    commit = min(max(commit, raft_log.snap_index), raft_log.last_index)
+    try:
+        loaded = loaded_from(snap_file, _read_wal(src_wal), src_wal)
+    except WalCorrupt as e:
+        raise BackupError(str(e).removesuffix("; refusing to start")) from e
+    # The member's own recovery, over what was read (nothing is written to the source).
+    spec = ClusterSpec("backup", _REPLAY_ID, [], False, [], 10, 1)
+    rec = recover(ReadOnlyStorage(loaded), spec, RaftConfig(_REPLAY_ID), random.Random(0), _Skipped(log))
+    node, commit = rec.node, rec.hard_state.commit
     if commit == 0:
         raise BackupError(f"{data_dir}: nothing committed yet, nothing to back up")
-    for e in raft_log.slice(raft_log.snap_index + 1, commit + 1) if commit > raft_log.snap_index else []:
-        if e.type is EntryType.CONF_CHANGE:
-            log("ignoring EntryConfChange raft entry")
-        elif e.data and Request.decode(e.data).kind == MEMBER_ATTRS:
-            log(f"ignoring member attribute update on /0/members/{id_hex(Request.decode(e.data).origin)}/attributes")
-        node.apply(e)  # applied all the same: pyetcd keeps no membership in the store to strip later
 
     local = _local_member(data_dir, node.members)
     new_id = _new_member_id(set(node.members.by_id) | node.members.removed)
     node.members.by_id = {new_id: Member(new_id, local.name, list(local.peer_urls), list(local.client_urls))}
     node.members.removed = set()
     new_cluster = cluster_id([new_id])
-    term = raft_log.term(commit) or 1
+    term = rec.raft.log_term(commit) or 1
 
     SnapDir(dest_snap).save(SnapFile(term, commit, node.snapshot_data((new_id,))))
     wal, _ = Wal.open(dest_wal, commit + 1)
@@ -167,6 +155,23 @@ def backup(data_dir: Path, backup_dir: Path, *, wal_dir: Path | None = None, bac
     wal.close()
     write_identity(backup_dir, new_cluster, new_id)
     return BackupResult(new_id, new_cluster, commit, term, node.store.index)
+
+
+class _Skipped:
+    """Says, as etcdctl backup does, which replayed entries carry membership (pyetcd applies them all the
+    same: it keeps no membership in the store to strip later, and the members are replaced below)."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log = log
+
+    def restored(self, node: ServerNode, index: int) -> None:
+        pass
+
+    def applied(self, node: ServerNode, entry: Entry, applied: Applied, etcd_index_before: int) -> None:
+        if entry.type is EntryType.CONF_CHANGE:
+            self.log("ignoring EntryConfChange raft entry")
+        elif applied.request is not None and applied.request.kind == MEMBER_ATTRS:
+            self.log(f"ignoring member attribute update on /0/members/{id_hex(applied.request.origin)}/attributes")
 
 
 def _local_member(data_dir: Path, members: MemberRegistry) -> Member:

@@ -52,3 +52,25 @@ class Storage(Protocol):
         snapshot and the whole log stay) or another OSError."""
 
     def close(self) -> None: ...
+
+
+class ReadOnlyStorage:
+    """A state already loaded, for recovering it without a disk to write to (offline tools: backup)."""
+
+    def __init__(self, loaded: Loaded) -> None:
+        self.loaded = loaded
+
+    def load(self) -> Loaded:
+        return self.loaded
+
+    def write(self, snapshot: Snapshot | None, entries: Sequence[Entry], hard_state: HardState | None) -> None:
+        raise PermissionError("read-only storage")
+
+    def sync(self) -> None:
+        raise PermissionError("read-only storage")
+
+    def save_snapshot(self, snap: Snapshot, hard_state: HardState, last_index: int) -> None:
+        raise PermissionError("read-only storage")
+
+    def close(self) -> None:
+        pass

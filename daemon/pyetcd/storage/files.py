@@ -34,6 +34,33 @@ ROOM_TO_RESUME = 256 * 1024  # free bytes a full disk must have again before WAL
 ROOM_PROBE = ".room-probe"  # in the WAL directory; never a segment (*.wal)
 
 
+def loaded_from(snap_file: SnapFile | None, records: list[wal_codec.Record], wal_path: Path) -> Loaded:
+    """What a member recovers from: the snapshot, the last hard state, and the entries after the snapshot
+    (a later record for an index truncates the tail, as Raft did when it wrote it). WalCorrupt on a gap."""
+    out = Loaded()
+    snap_index = 0
+    if snap_file is not None:
+        out.snapshot = Snapshot(SnapshotMeta(snap_file.index, snap_file.term, ConfState(())), snap_file.data)
+        snap_index = snap_file.index
+    ents: list[Entry] = []
+    for rec in records:
+        if rec.rtype == wal_codec.ENTRY:
+            term, index, data = rec.entry()
+            if index <= snap_index:
+                continue
+            while ents and ents[-1].index >= index:
+                ents.pop()
+            expected = ents[-1].index + 1 if ents else snap_index + 1
+            if index != expected:
+                raise WalCorrupt(f"{wal_path}: entry {index} follows {expected - 1} (a gap in the log); "
+                                 "refusing to start")
+            ents.append(Entry(term, index, EntryType(rec.entry_type()), data))
+        elif rec.rtype == wal_codec.HARD_STATE:
+            out.hard_state = HardState(*rec.hard_state())
+    out.entries = ents
+    return out
+
+
 class FileStorage:
     def __init__(self, data_dir: Path, io: DiskIo = DEFAULT_IO) -> None:
         member_dir = data_dir / "member"
@@ -46,30 +73,9 @@ class FileStorage:
         (self.wal.path / ROOM_PROBE).unlink(missing_ok=True)  # left by a crash during _check_room
 
     def load(self) -> Loaded:
-        out = Loaded()
-        snap_index = 0
-        if self._snap_file is not None:
-            f = self._snap_file
-            out.snapshot = Snapshot(SnapshotMeta(f.index, f.term, ConfState(())), f.data)
-            snap_index = f.index
-        ents: list[Entry] = []
-        for rec in self._records:
-            if rec.rtype == wal_codec.ENTRY:
-                term, index, data = rec.entry()
-                if index <= snap_index:
-                    continue
-                while ents and ents[-1].index >= index:
-                    ents.pop()  # a later record for an index truncates the tail, as Raft did
-                expected = ents[-1].index + 1 if ents else snap_index + 1
-                if index != expected:
-                    raise WalCorrupt(f"{self.wal.path}: entry {index} follows {expected - 1} (a gap in the log); "
-                                     "refusing to start")
-                ents.append(Entry(term, index, EntryType(rec.entry_type()), data))
-            elif rec.rtype == wal_codec.HARD_STATE:
-                out.hard_state = HardState(*rec.hard_state())
-        out.entries = ents
+        loaded = loaded_from(self._snap_file, self._records, self.wal.path)
         self._records = []  # read once
-        return out
+        return loaded
 
     def write(self, snapshot: Snapshot | None, entries: Sequence[Entry], hard_state: HardState | None) -> None:
         wal = self.wal
