@@ -8,6 +8,8 @@ import sys
 
 from .runner import DEFAULT_STEPS, run
 
+COVERED = ("write_batches", "sent_before_fsync", "disk_full_turns", "eio_stops", "elections")
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pyetcd.testing.sim")
@@ -18,14 +20,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trace", action="store_true", help="print every event of the run")
     args = ap.parse_args(argv)
     seeds = [args.seed] if args.seed is not None else list(range(args.first, args.first + args.seeds))
+    seeds_with = dict.fromkeys(COVERED, 0)  # how many seeds ran each of these at least once
+    events = 0
     for seed in seeds:
         report = run(seed, args.steps, trace=args.trace)
         if not report.ok or args.seed is not None:
             print(report.summary())
         if not report.ok:
             return 1
+        events += report.stats["events"]
+        for k in COVERED:
+            seeds_with[k] += report.stats[k] > 0
     if args.seed is None:
-        print(f"{len(seeds)} seeds ok ({args.steps} steps each)")
+        ran = ", ".join(f"{k} in {n}" for k, n in seeds_with.items())
+        print(f"{len(seeds)} seeds ok ({args.steps} steps each, {events} events); seeds that ran: {ran}")
     return 0
 
 

@@ -117,12 +117,12 @@ def _choose(world: World) -> tuple[int, NodeParams, NetProfile, int]:
     rng = world.rng("setup")
     size = rng.choice((3, 3, 5))
     params = NodeParams(inflight_max=rng.randint(1, 8), entries_per_append_max=rng.randint(1, 16),
-                        fsync_ms_max=rng.randint(1, 6), snapshot_every_entries=rng.randint(5, 40),
+                        fsync_ms_max=rng.randint(0, 3), snapshot_every_entries=rng.randint(5, 40),
                         keep_entries=rng.randint(0, 10), pre_vote=rng.random() < 0.8,
                         check_quorum=rng.random() < 0.8)
     profile = NetProfile(delay_ms_max=rng.randint(2, 15), drop_prob=rng.choice((0.0, 0.01, 0.05, 0.1)),
                          dup_prob=rng.choice((0.0, 0.02, 0.05)), slow_prob=rng.choice((0.0, 0.02, 0.1)))
-    clients = rng.randint(3, 8)
+    clients = rng.randint(2, 5)
     return size, params, profile, clients
 
 
