@@ -27,7 +27,7 @@ def test_seeds(chunk: int) -> None:
 
 
 # The trace has a line per role change, crash, fault, snapshot, membership change and client op (not per
-# message): ~20,000 events make ~500 lines. Seed 30 has 3 clients, so its linearizability check stays
+# message): ~20,000 events make a few hundred lines. Seed 30 has 3 clients, so its linearizability check stays
 # under a second at this length; with more clients or much longer runs the check's search can give up
 # (after 2,000,000 states, about a minute), which is a verdict too, but a slow one.
 REPLAY_SEED, REPLAY_STEPS = 30, 20_000
@@ -44,7 +44,7 @@ def test_a_seed_replays_identically(capsys: pytest.CaptureFixture[str]) -> None:
     (a, trace_a), (b, trace_b) = _traced(REPLAY_SEED, REPLAY_STEPS), _traced(REPLAY_SEED, REPLAY_STEPS)
     assert (a.ok, a.failure, a.stats) == (b.ok, b.failure, b.stats)  # the same verdict and counts
     # Not a trivial run: tens of thousands of events, hundreds of trace lines, crashes, elections.
-    assert a.stats["events"] >= 20_000 and len(trace_a) >= 400, (a.stats, len(trace_a))
+    assert a.stats["events"] >= 20_000 and len(trace_a) >= 250, (a.stats, len(trace_a))
     assert any(" CRASH " in line for line in trace_a), f"seed {REPLAY_SEED} crashes no member: pick another"
     assert any(" LEADER term=" in line for line in trace_a), "no election in the trace"
     first_diff = next((i for i, (x, y) in enumerate(zip(trace_a, trace_b, strict=False)) if x != y), None)
