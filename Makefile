@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 DATA_DIR ?= data/default.etcd
 DIST ?= dist
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: run test venv sysdeps etcd lint bench sim clean deb rpm package-test e2e cloud-config-check vagrant-validate
 
@@ -41,7 +42,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check daemon tests bench
 
 bench: $(STAMP) etcd
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 # The appliance. .deb with debhelper + dh-python/pybuild, .rpm with rpmbuild; each script installs its own
 # tools with apt-get, lints its result (lintian / rpmlint, failing on anything not overridden with a reason)
