@@ -133,10 +133,10 @@ class ServerConn:
         """The next complete request, or None: more bytes needed, busy, closing/closed, or output
         backpressure (unsent `out` plus `wire_bytes` over OUTPUT_BYTES_MAX). A request handed out makes
         the connection busy until `reply` or `end_stream`; a 100 Continue may be added to `out`."""
+        if self._busy or self.closing or self.closed or self._output_paused(wire_bytes):
+            return None  # paused: a client not reading its answers gets no more; resumes below half
         h = self._h
-        while not self._busy and not self.closing and not self.closed:
-            if self._output_paused(wire_bytes):
-                return None  # a client not reading its answers gets no more; resumes below half
+        while True:  # nothing here adds output but a 100 Continue: one backlog check is enough
             try:
                 event = h.next_event()
             except h11.RemoteProtocolError as e:
@@ -167,7 +167,6 @@ class ServerConn:
             elif cls is h11.ConnectionClosed:
                 self.closed = True
                 return None
-        return None
 
     def _request_acceptable(self, event: h11.Request) -> bool:
         """Checks h11 leaves to us: Go's header size limit, HTTP/1.x only; answers 100 Continue."""
@@ -206,7 +205,7 @@ class ServerConn:
         `reply.head`). Ignored unless a request is owed a response (busy, not closed)."""
         if not self._busy or self.closed:
             return
-        headers = [*reply.headers, (b"Date", date)]
+        headers = reply.headers + [(b"Date", date)]  # a copy: replies like NOT_FOUND are shared
         if reply.status != 204 and not reply.no_length:
             headers.append((b"Content-Length", b"%d" % len(reply.body)))
         h = self._h

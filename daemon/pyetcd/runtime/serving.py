@@ -82,15 +82,14 @@ class Frontend:
             log.exception("internal error handling %s %r", req.method, req.target)
             outcome = _INTERNAL_ERROR
         kind = type(outcome)
-        mono = time.monotonic()
         if kind is Reply:
             conn.http.reply(outcome, self.date_header())  # type: ignore[arg-type]
         elif kind is Propose:
-            self.driver.propose(conn, outcome, outcome.request, mono)  # type: ignore[union-attr]
+            self.driver.propose(conn, outcome, outcome.request, time.monotonic())  # type: ignore[union-attr]
         elif kind is QuorumRead:
-            self.driver.read(conn, outcome, mono)
+            self.driver.read(conn, outcome, time.monotonic())
         elif kind is ProposeConf:
-            self.driver.change_membership(conn, outcome, outcome.change, mono)  # type: ignore[union-attr]
+            self.driver.change_membership(conn, outcome, outcome.change, time.monotonic())  # type: ignore[union-attr]
         else:
             self._start_watch(conn, outcome)  # type: ignore[arg-type]
 
