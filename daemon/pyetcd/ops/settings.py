@@ -4,6 +4,9 @@ Precedence: a flag beats its environment variable, which beats the config file (
 named as the flags, etcd's nested `*-transport-security` sections accepted), which beats the default.
 An unknown key or a bad value stops the start, naming the key and where it came from. Validated once
 into a frozen Settings that remembers each value's source (`pyetcd --print-config`).
+
+The name and the URL settings may use `$private_ipv4`, `$public_ipv4` and `$hostname` (see
+ops/hostfacts.py); they are resolved, from netlink, before validation.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from ..runtime.tls import TlsFiles
+from . import hostfacts
 
 
 class SettingsError(ValueError):
@@ -61,7 +65,8 @@ class Settings:
     discovery_srv_name: str = ""
     initial_cluster_explicit: bool = False
     sources: dict[str, str] = field(default_factory=dict, compare=False)  # setting -> "flag", "env ...", ...
-    values: dict[str, str] = field(default_factory=dict, compare=False)  # the raw effective values
+    values: dict[str, str] = field(default_factory=dict, compare=False)  # the effective values (resolved)
+    templates: dict[str, str] = field(default_factory=dict, compare=False)  # setting -> text before resolving
 
 
 # flag -> (default, help). Every flag also reads ETCD_<FLAG_WITH_UNDERSCORES>.
@@ -97,7 +102,12 @@ FLAGS: dict[str, tuple[str, str]] = {
     "discovery-proxy": ("", "HTTP proxy for the discovery service"),
     "discovery-srv": ("", "DNS domain whose SRV records (_etcd-server[-ssl]._tcp) list the initial cluster"),
     "discovery-srv-name": ("", "suffix of the SRV service names (_etcd-server-<name>._tcp)"),
+    "advertise-interface": ("", "interface whose primary IPv4 address is $private_ipv4 "
+                                "(default: the one holding the IPv4 default route)"),
 }
+# Settings whose values may name host facts ($private_ipv4, $public_ipv4, $hostname).
+HOST_FACT_FLAGS = ("name", "listen-client-urls", "advertise-client-urls", "listen-peer-urls",
+                   "initial-advertise-peer-urls", "initial-cluster")
 BOOL_FLAGS = frozenset({"client-cert-auth", "peer-client-cert-auth", "enable-v2"})
 # etcd's YAML nests the TLS settings; these map its keys onto our flags.
 _YAML_TLS_SECTIONS = {
@@ -176,12 +186,13 @@ def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
         if given[flag] is not None:
             values[flag], sources[flag] = given[flag], f"flag --{flag}"
     try:
+        templates = _resolve_host_facts(values)
         cfg = _validate(values, sources["listen-peer-urls"] != "default", sources["initial-cluster"] != "default"
                         and bool(values["initial-cluster"]))
     except SettingsError as e:
         where = sources.get(e.key, "default")
         raise SettingsError(f"{e} (from {where})" if e.key and where != "default" else str(e), e.key) from None
-    cfg = replace(cfg, sources=sources, values=values)
+    cfg = replace(cfg, sources=sources, values=values, templates=templates)
     if args.print_config:
         print(describe(cfg), end="")
         raise SystemExit(0)
@@ -196,8 +207,23 @@ def describe(cfg: Settings) -> str:
             continue
         value = cfg.values.get(flag, "")
         rendered = yaml.safe_dump({flag: value}, default_flow_style=True, width=1 << 20).strip()[1:-1]
-        lines.append(f"{rendered}  # {cfg.sources.get(flag, 'default')}")
+        template = f", from {cfg.templates[flag]}" if flag in cfg.templates else ""
+        lines.append(f"{rendered}  # {cfg.sources.get(flag, 'default')}{template}")
     return "\n".join(lines) + "\n"
+
+
+def _resolve_host_facts(values: dict[str, str]) -> dict[str, str]:
+    """Substitute the host facts in place; returns the texts that used any (setting -> text)."""
+    facts = hostfacts.Facts(values["advertise-interface"].strip())
+    templates: dict[str, str] = {}
+    for flag in HOST_FACT_FLAGS:
+        if hostfacts.uses_variables(values[flag]):
+            try:
+                resolved = hostfacts.resolve(values[flag], facts)
+            except hostfacts.HostFactsError as e:
+                raise SettingsError(f"--{flag} {values[flag]!r}: {e}", flag) from None
+            templates[flag], values[flag] = values[flag], resolved
+    return templates
 
 
 def _env_name(flag: str) -> str:
