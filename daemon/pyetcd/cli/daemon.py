@@ -119,8 +119,13 @@ def _ask_peers(spec: ClusterSpec, peer_ctx: ssl.SSLContext | None,
                     header = resp.getheader("X-Etcd-Cluster-Id")
                     conn.close()
                     if resp.status == 200 and header:
-                        members = [Member(int(d["id"], 16), d["name"], list(d["peerURLs"]), list(d["clientURLs"]))
-                                   for d in json.loads(body)]
+                        # etcd's form (ids as JSON numbers; our own unstarted entry has no name or
+                        # clientURLs), or an older pyetcd's (ids as hex strings): still accepted so a
+                        # new member can join an older pyetcd cluster during a rolling upgrade.
+                        listed = json.loads(body)
+                        if not isinstance(listed, list):
+                            raise ValueError("GET /members did not answer a JSON list")
+                        members = [Member.from_peer_json_obj(d) for d in listed]
                         return int(header, 16), members
                 except ssl.SSLError as e:
                     log.warning("joining: TLS to %s failed: %s", url, e)

@@ -1,6 +1,7 @@
 """The peer HTTP API (pure): `POST /raft` carries a batch of Raft messages; `GET /members` and
-`GET /version` let a joining member learn the cluster. A request from another cluster (its
-X-Etcd-Cluster-ID differs) gets 412, from a removed member 410, as etcd's peer handler answers.
+`GET /version` let a joining member (or etcd's v2 proxy) learn the cluster; /members answers in etcd's
+form (member ids as JSON numbers). A request from another cluster (its X-Etcd-Cluster-ID differs) gets
+412, from a removed member 410, as etcd's peer handler answers.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ class PeerApi:
             if method != "POST":
                 return Reply(405, [TEXT_CT, (b"Allow", b"POST")], b"Method Not Allowed\n"), []
             return self._raft(headers, body, cid)
-        if path == b"/members" and method == "GET":
-            members = [m.to_json_obj() for m in self.view.members.ordered()]
+        if path == b"/members":
+            if method != "GET":
+                return Reply(405, [(b"Allow", b"GET"), TEXT_CT], b"Method Not Allowed\n"), []
+            # etcd's wire form: ids as JSON numbers, not the hex strings of /v2/members (Member.to_peer_json_obj)
+            members = [m.to_peer_json_obj() for m in self.view.members.ordered()]
             return Reply(200, [JSON_CT, cid], dump_json(members)), []
         if path == b"/version" and method == "GET":
             body_obj = {"etcdserver": ETCD_SERVER_VERSION, "etcdcluster": ETCD_CLUSTER_VERSION}

@@ -2,7 +2,8 @@
 
 member ID = first 8 bytes (big endian) of sha1(sorted peer URLs concatenated + cluster token);
 cluster ID = first 8 bytes of sha1(the sorted member IDs as big-endian u64s).
-IDs print as lowercase hex without zero padding (Go's types.ID.String).
+IDs print as lowercase hex without zero padding (Go's types.ID.String), except on the peer API's
+GET /members, where etcd writes them as JSON numbers (see Member.to_peer_json_obj).
 """
 
 from __future__ import annotations
@@ -38,6 +39,49 @@ class Member:
     def to_json_obj(self) -> dict[str, object]:
         return {"id": id_hex(self.id), "name": self.name, "peerURLs": list(self.peer_urls),
                 "clientURLs": list(self.client_urls)}
+
+    def to_peer_json_obj(self) -> dict[str, object]:
+        """The member as etcd's peer `GET /members` writes it (Go's membership.Member marshalled as is):
+        the id is a JSON number (types.ID is a uint64 with no JSON marshaller of its own; only the client
+        API's /v2/members converts it to hex), fields in Go's struct order (id, peerURLs, name,
+        clientURLs), and name and clientURLs are left out while they are empty (`omitempty`: a member
+        added but not started yet). etcd's v2 proxy and joining etcd members decode this form."""
+        out: dict[str, object] = {"id": self.id, "peerURLs": list(self.peer_urls)}
+        if self.name:
+            out["name"] = self.name
+        if self.client_urls:
+            out["clientURLs"] = list(self.client_urls)
+        return out
+
+    @staticmethod
+    def from_peer_json_obj(obj: object) -> Member:
+        """A member from a peer `GET /members` answer. ValueError if it is not one.
+
+        The id is accepted both as etcd writes it (a JSON number) and as pyetcd before this change wrote
+        it (a hex string, as on /v2/members), so a new member can still join an older pyetcd cluster during
+        a rolling upgrade. Missing name/clientURLs (etcd's omitempty for an unstarted member) mean empty."""
+        if not isinstance(obj, dict):
+            raise ValueError(f"a member must be a JSON object, not {obj!r:.80}")
+        raw = obj.get("id")
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            mid = raw
+        elif isinstance(raw, str):
+            mid = int(raw, 16)  # the older pyetcd form
+        else:
+            raise ValueError(f"bad member id {raw!r:.80}")
+        if not 0 < mid < 1 << 64:
+            raise ValueError(f"member id {raw!r} out of range")
+
+        def strings(name: str) -> list[str]:
+            value = obj.get(name) or []
+            if not isinstance(value, list) or not all(isinstance(u, str) for u in value):
+                raise ValueError(f"bad {name} {value!r:.80}")
+            return list(value)
+
+        name = obj.get("name") or ""
+        if not isinstance(name, str):
+            raise ValueError(f"bad member name {name!r:.80}")
+        return Member(mid, name, strings("peerURLs"), strings("clientURLs"))
 
     def encode(self) -> bytes:
         return json.dumps([self.id, self.name, self.peer_urls, self.client_urls]).encode()
