@@ -348,6 +348,16 @@ def test_cli_member_writes_nothing_if_any_of_its_files_exists(tmp_path: Path, ca
     assert sorted(p.name for p in tmp_path.iterdir()) == ["n1-peer.key"]
 
 
+def test_cli_member_needs_a_name_without_auto(tmp_path: Path, ca: CertFiles,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["member", "--dir", str(tmp_path), "--san", "localhost", "--ca", str(ca.cert)]) == 1
+    assert capsys.readouterr().err == ("pyetcd certs: error: the following arguments are required: --name "
+                                       "(or use --auto)\n")
+    assert main(["member", "--dir", str(tmp_path), "--name", "n1", "--keep-ca-key", "--ca", str(ca.cert)]) == 1
+    assert capsys.readouterr().err == "pyetcd certs: error: --keep-ca-key and --advertise-interface go with --auto\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_warns_about_a_server_cert_without_sans(tmp_path: Path, ca: CertFiles,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["issue", "--dir", str(tmp_path), "--kind", "peer", "--name", "p", "--ca", str(ca.cert)]) == 0

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -352,17 +353,30 @@ def _parser() -> _Parser:
 
     member = sub.add_parser("member", help="issue a member's server (NAME.crt) and peer (NAME-peer.crt) certs",
                             description="Issue both certificates a member needs: NAME.crt (server, for "
-                            "--cert-file) and NAME-peer.crt (peer, for --peer-cert-file), same SANs.")
-    _leaf_args(member, with_kind=False)
+                            "--cert-file) and NAME-peer.crt (peer, for --peer-cert-file), same SANs. With "
+                            "--auto the host issues its own at first boot: SANs from its host name and "
+                            "addresses, then the CA key is removed from the host.")
+    _leaf_args(member, with_kind=False, name_required=False)
+    member.add_argument("--auto", action="store_true",
+                        help="SANs = host name, private IPv4 (required), public IPv4 (if any), 127.0.0.1 "
+                        "and localhost, plus any --san; --name defaults to the host name; nothing to do "
+                        "if this host's certificates exist and fit its addresses; the CA key is removed "
+                        "after issuing")
+    member.add_argument("--keep-ca-key", action="store_true", help="with --auto: do not remove the CA key")
+    member.add_argument("--advertise-interface", default="", metavar="IFACE",
+                        help="with --auto: take the private IPv4 from this interface instead of the one "
+                        "holding the default route")
     member.set_defaults(run=_run_member)
     return parser
 
 
-def _leaf_args(p: argparse.ArgumentParser, with_kind: bool, days: int = 365) -> None:
+def _leaf_args(p: argparse.ArgumentParser, with_kind: bool, days: int = 365, name_required: bool = True) -> None:
     p.add_argument("--dir", type=Path, required=True, help="output directory (created 0700 if missing)")
     if with_kind:
         p.add_argument("--kind", choices=list(KINDS), required=True, help="certificate kind")
-    p.add_argument("--name", required=True, help="file name stem, and the default common name")
+    p.add_argument("--name", required=name_required,
+                   help="file name stem, and the default common name" + ("" if name_required else
+                                                                        " (required unless --auto)"))
     p.add_argument("--san", action="append", default=[], metavar="HOST[,HOST...]",
                    help="subject alternative names, comma-separated or repeated; IP addresses become "
                    "IP SANs, anything else DNS SANs")
@@ -415,6 +429,13 @@ def _run_issue(args: argparse.Namespace) -> None:
 
 
 def _run_member(args: argparse.Namespace) -> None:
+    if args.auto:
+        _run_member_auto(args)
+        return
+    if args.keep_ca_key or args.advertise_interface:
+        raise CertError("--keep-ca-key and --advertise-interface go with --auto")
+    if not args.name:
+        raise CertError("the following arguments are required: --name (or use --auto)")
     sans = _san_list(args)
     ca = _ca_files(args)
     server, peer = _target(args.dir, args.name), _target(args.dir, f"{args.name}-peer")
@@ -426,6 +447,105 @@ def _run_member(args: argparse.Namespace) -> None:
         files = issue(args.dir, ca, stem, kind, sans, common_name=args.name, days=args.days, force=args.force)
         _report(files, kind)
     _warn_no_sans("server", sans)
+
+
+# --- member --auto: a host issues its own certificates at first boot -----------------------------------
+
+
+def _host_sans(interface: str) -> tuple[str, list[str]]:
+    """(host name, SANs): host name, private IPv4, public IPv4 if any, 127.0.0.1, localhost."""
+    from pyetcd.ops.hostfacts import Facts, HostFactsError
+
+    facts = Facts(interface)
+    hostname = facts.get("hostname")
+    try:
+        private = facts.get("private_ipv4")
+    except HostFactsError as e:
+        raise CertError(f"--auto needs this host's private IPv4: {e}") from None
+    try:
+        public: str | None = facts.get("public_ipv4")
+    except HostFactsError:
+        public = None
+    return hostname, [hostname, private, *([public] if public else []), "127.0.0.1", "localhost"]
+
+
+def _fits(files: CertFiles, ca_cert: Path, wanted: list[x509.GeneralName]) -> str:
+    """Why this existing certificate does not fit ("" if it does): unreadable, key not its own, expired,
+    not from the CA in ca_cert, or missing one of the wanted SANs."""
+    try:
+        cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
+        key = serialization.load_pem_private_key(files.key.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as e:
+        return f"{files.cert} or its key cannot be read ({e})"
+    if _spki(key.public_key()) != _spki(cert.public_key()):
+        return f"{files.key} does not belong to {files.cert}"
+    if _not_after(cert) <= datetime.now(UTC) + timedelta(days=1):
+        return f"{files.cert} expires on {_not_after(cert):%Y-%m-%d}"
+    try:
+        ca = x509.load_pem_x509_certificate(ca_cert.read_bytes())
+    except (OSError, ValueError):
+        ca = None
+    if ca is not None:
+        verify = getattr(cert, "verify_directly_issued_by", None)  # cryptography 40+
+        try:
+            if cert.issuer != ca.subject:
+                raise ValueError
+            if verify is not None:
+                verify(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            return f"{files.cert} was not issued by {ca_cert}"
+    try:
+        have = list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        have = []
+    missing = [str(n.value) for n in wanted if n not in have]
+    if missing:
+        return (f"{files.cert} is for {' '.join(str(n.value) for n in have) or 'no SANs'}, "
+                f"not for {' '.join(missing)}")
+    return ""
+
+
+def _remove_ca_key(path: Path) -> None:
+    # Overwriting first buys nothing on journaling/CoW file systems and SSDs; unlink and make it durable.
+    os.unlink(path)
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    print(f"removed the fleet CA key {path.absolute()}: this host can no longer issue certificates")
+
+
+def _run_member_auto(args: argparse.Namespace) -> None:
+    hostname, sans = _host_sans(args.advertise_interface)
+    sans += [s for s in _san_list(args) if s not in sans]
+    name = args.name or hostname
+    ca = _ca_files(args)
+    server, peer = _target(args.dir, name), _target(args.dir, f"{name}-peer")
+    wanted = _sans(sans)
+    paths = [server.cert, server.key, peer.cert, peer.key]
+    if not args.force and all(os.path.lexists(p) for p in paths):
+        why = _fits(server, ca.cert, wanted) or _fits(peer, ca.cert, wanted)
+        if not why:
+            print(f"{server.cert.absolute()} and {peer.cert.absolute()} already fit this host "
+                  f"({' '.join(sans)}): nothing to do")
+            if os.path.lexists(ca.key) and not args.keep_ca_key:
+                _remove_ca_key(ca.key)  # a run that stopped between issuing and removing it
+            return
+        if not os.path.lexists(ca.key):
+            raise CertError(f"this host's certificates no longer fit it ({why}) and the CA key {ca.key} is "
+                            "gone: issue new ones elsewhere with `pyetcd certs member` and copy them here")
+        raise CertError(f"this host's certificates no longer fit it ({why}); use --force to replace them")
+    load_ca(ca)
+    _refuse_existing(paths, args.force)
+    for stem, kind in ((name, "server"), (f"{name}-peer", "peer")):
+        files = issue(args.dir, ca, stem, kind, sans, common_name=name, days=args.days, force=args.force)
+        _report(files, kind)
+    if args.keep_ca_key:
+        print(f"kept the fleet CA key {ca.key.absolute()} (--keep-ca-key): this host can still issue "
+              "certificates")
+    else:
+        _remove_ca_key(ca.key)
 
 
 def main(argv: list[str]) -> int:
