@@ -32,11 +32,11 @@ class MemberView:
 
     @property
     def store(self) -> Store:
-        return self.driver.node.store
+        return self.driver.store
 
     @property
     def members(self) -> MemberRegistry:
-        return self.driver.node.members
+        return self.driver.members
 
     @property
     def leader_id(self) -> int:

@@ -26,8 +26,6 @@ from ...raft.types import Entry, HardState, Snapshot
 from ...server.durable import Loaded
 from ...storage.errors import DiskFull
 
-Recovered = Loaded
-
 
 class SimDisk:
     def __init__(self) -> None:
@@ -83,8 +81,8 @@ class SimDisk:
         self.durable = len(self.records)
         return volatile - keep
 
-    def load(self) -> Recovered:
-        rec = Recovered()
+    def load(self) -> Loaded:
+        rec = Loaded()
         ents: list[Entry] = []
         for kind, value in self.records:
             if kind == "hs":
@@ -115,7 +113,7 @@ class SimDisk:
 
     def compact(self) -> None:
         """Release durable records a recovery no longer needs (the WAL's release_before), so long runs
-        keep the stream short. Replaying the result gives the same Recovered as before."""
+        keep the stream short. Replaying the result gives the same Loaded as before."""
         last_snap = max((i for i, (k, _) in enumerate(self.records[:self.durable]) if k in ("snap", "save")),
                         default=-1)
         if last_snap < 0:

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ...raft.core import RaftConfig
-from ...raft.types import ConfChange, Entry, Message, Role, Status
+from ...raft.types import ConfChange, Entry, Message, Status
 from ...server.driver import Answer, DriverConfig, MemberDriver, Output, Turn
 from ...server.members import Member
-from ...server.node import Applied, ServerNode
+from ...server.node import ServerNode
 from ...server.recovery import ClusterSpec, recover
 from ...server.requests import Request
 from ...storage.errors import DiskFull
@@ -397,5 +397,3 @@ class SimNode:
         assert self.driver is not None
         return self.driver.raft.entries(lo, hi)
 
-
-__all__ = ["Applied", "ClientOp", "NodeParams", "Result", "Role", "SimNode"]
