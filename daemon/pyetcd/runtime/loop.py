@@ -108,9 +108,8 @@ class EventLoop:
         self._tick(mono)
         self._run_driver(mono)
         self._pump_transport(mono)
-        for conn in list(self.dirty):
-            self.connections.flush(conn)
-        self.dirty.clear()
+        while self.dirty:  # a flush that resumes a paused connection serves it, which may owe more output
+            self.connections.flush(self.dirty.pop())
         self.supervisor.on_turn(self.view, mono)
         if mono >= self._next_housekeeping:
             self._next_housekeeping = mono + HOUSEKEEPING_S
