@@ -64,6 +64,12 @@ class Settings:
     discovery_srv: str = ""
     discovery_srv_name: str = ""
     initial_cluster_explicit: bool = False
+    proxy: str = "off"  # "on", "readonly" or "off" (etcd's v2 proxy; see proxy/)
+    proxy_failure_wait_ms: int = 5000
+    proxy_refresh_interval_ms: int = 30000
+    proxy_dial_timeout_ms: int = 1000
+    proxy_write_timeout_ms: int = 5000
+    proxy_read_timeout_ms: int = 0
     sources: dict[str, str] = field(default_factory=dict, compare=False)  # setting -> "flag", "env ...", ...
     values: dict[str, str] = field(default_factory=dict, compare=False)  # the effective values (resolved)
     templates: dict[str, str] = field(default_factory=dict, compare=False)  # setting -> text before resolving
@@ -98,10 +104,17 @@ FLAGS: dict[str, tuple[str, str]] = {
     "peer-client-cert-auth": ("false", "peer TLS: require peers to present a certificate from the trusted CA"),
     "peer-cert-allowed-cn": ("", "peer TLS: only accept peer certificates with this CommonName"),
     "discovery": ("", "discovery token URL used to bootstrap the cluster"),
-    "discovery-fallback": ("proxy", "what to do when the token is full: 'exit' or 'proxy' (not supported)"),
+    "discovery-fallback": ("proxy", "what to do when the token is full: 'exit', or 'proxy' (become a v2 proxy "
+                                    "for the cluster registered there)"),
     "discovery-proxy": ("", "HTTP proxy for the discovery service"),
     "discovery-srv": ("", "DNS domain whose SRV records (_etcd-server[-ssl]._tcp) list the initial cluster"),
     "discovery-srv-name": ("", "suffix of the SRV service names (_etcd-server-<name>._tcp)"),
+    "proxy": ("off", "v2 proxy mode: 'off', 'readonly' or 'on'"),
+    "proxy-failure-wait": ("5000", "time (ms) an endpoint is held out after a failure (proxy)"),
+    "proxy-refresh-interval": ("30000", "time (ms) between refreshes of the endpoint list (proxy)"),
+    "proxy-dial-timeout": ("1000", "time (ms) to wait for a connection to an endpoint (proxy; 0: no timeout)"),
+    "proxy-write-timeout": ("5000", "time (ms) to wait for a request to be written (proxy; 0: no timeout)"),
+    "proxy-read-timeout": ("0", "time (ms) to wait between reads from an endpoint (proxy; 0: no timeout)"),
     "advertise-interface": ("", "interface whose primary IPv4 address is $private_ipv4 "
                                 "(default: the one holding the IPv4 default route)"),
 }
@@ -343,10 +356,13 @@ def _validate(values: dict[str, str], peer_listen_explicit: bool = False,
             if owners.setdefault(url, member) != member:
                 raise SettingsError(f"--initial-cluster: {url} is given to both {owners[url]} and {member}",
                                     "initial-cluster")
+    proxy = values["proxy"].strip()
+    if proxy not in ("off", "readonly", "on"):
+        raise SettingsError(f"--proxy {proxy!r}: must be 'off', 'readonly' or 'on'", "proxy")
     mine = dict(initial).get(name)
-    if mine is None:
+    if mine is None and proxy == "off":
         raise SettingsError(f"--initial-cluster has no member named {name!r}", "initial-cluster")
-    if sorted(mine) != sorted(peer_urls):
+    if mine is not None and sorted(mine) != sorted(peer_urls) and proxy == "off":
         raise SettingsError(f"--initial-cluster has {name}={','.join(mine)} but --initial-advertise-peer-urls "
                             f"is {','.join(peer_urls)}")
     heartbeat_ms = _int(values, "heartbeat-interval", 1)
@@ -376,6 +392,12 @@ def _validate(values: dict[str, str], peer_listen_explicit: bool = False,
         discovery_srv=values["discovery-srv"].strip().rstrip("."),
         discovery_srv_name=values["discovery-srv-name"].strip(),
         initial_cluster_explicit=initial_cluster_explicit,
+        proxy=proxy,
+        proxy_failure_wait_ms=_int(values, "proxy-failure-wait", 0),
+        proxy_refresh_interval_ms=_int(values, "proxy-refresh-interval", 1),
+        proxy_dial_timeout_ms=_int(values, "proxy-dial-timeout", 0),
+        proxy_write_timeout_ms=_int(values, "proxy-write-timeout", 0),
+        proxy_read_timeout_ms=_int(values, "proxy-read-timeout", 0),
     )
 
 
