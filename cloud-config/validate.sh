@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `cloud-init schema --config-file` on the member template and on two renderings of it (TLS, no TLS).
+# `cloud-init schema --config-file` on the fleet template and on renderings of it (TLS, TLS keeping the CA
+# key, no TLS, URLs); also checks that two hosts' NoCloud seeds carry the same user-data.
 #
 #   cloud-config/validate.sh
 #
@@ -14,20 +15,26 @@ WORK=$(mktemp -d /tmp/pyetcd-cc-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 chmod 755 "$WORK"
 
-# Renderings use stand-in PEM files: the schema only sees text.
-mkdir -p "$WORK/tls"
-for f in ca.crt pyetcd1.crt pyetcd1-peer.crt pyetcd1.key pyetcd1-peer.key; do
-  printf -- '-----BEGIN STAND-IN-----\nAAAA\n-----END STAND-IN-----\n' > "$WORK/tls/$f"
-done
-cp "$HERE/pyetcd-member.yaml" "$WORK/template.yaml"
-common=(--name pyetcd1 --address 10.0.0.11 --discovery http://10.0.0.1:2379/v2/keys/_etcd/registry/t0
-        --deb /mnt/dist/pyetcd_0.1.0-1_all.deb)
-python3 "$HERE/render.py" "${common[@]}" --tls-dir "$WORK/tls" --out "$WORK/rendered-tls.yaml"
+# Renderings use a stand-in CA: the schema only sees text.
+mkdir -p "$WORK/ca"
+printf -- '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' > "$WORK/ca/ca.crt"
+printf -- '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n' > "$WORK/ca/ca.key"
+cp "$HERE/pyetcd-fleet.yaml" "$WORK/template.yaml"
+common=(--discovery http://10.0.0.1:2379/v2/keys/_etcd/registry/t0 --deb /mnt/dist/pyetcd_0.1.0-1_all.deb)
+python3 "$HERE/render.py" "${common[@]}" --ca-dir "$WORK/ca" --out "$WORK/rendered-tls.yaml"
+python3 "$HERE/render.py" "${common[@]}" --ca-dir "$WORK/ca" --keep-ca-key --advertise-interface eth1 \
+  --out "$WORK/rendered-tls-keep.yaml"
 python3 "$HERE/render.py" "${common[@]}" --no-tls --out "$WORK/rendered-plain.yaml"
-python3 "$HERE/render.py" --name pyetcd1 --address 10.0.0.11 --discovery https://d.example/v2/keys/x \
+python3 "$HERE/render.py" --discovery https://d.example/v2/keys/x \
   --deb https://pkgs.example/pyetcd_0.1.0-1_all.deb --no-tls --out "$WORK/rendered-url.yaml"
+# Two hosts' seeds: the same user-data, byte for byte.
+python3 "$HERE/render.py" "${common[@]}" --ca-dir "$WORK/ca" --seed-dir "$WORK/seed1" --hostname pyetcd1
+python3 "$HERE/render.py" "${common[@]}" --ca-dir "$WORK/ca" --seed-dir "$WORK/seed2" --hostname pyetcd2
+cmp "$WORK/seed1/user-data" "$WORK/seed2/user-data"
+cmp "$WORK/seed1/user-data" "$WORK/rendered-tls.yaml"
+chmod 0644 "$WORK"/*.yaml  # the container reads them as root; the host's files are 0600
 
-files=(template.yaml rendered-tls.yaml rendered-plain.yaml rendered-url.yaml)
+files=(template.yaml rendered-tls.yaml rendered-tls-keep.yaml rendered-plain.yaml rendered-url.yaml)
 if command -v cloud-init >/dev/null 2>&1; then
   cd "$WORK"
   for f in "${files[@]}"; do cloud-init schema --config-file "$f"; done
