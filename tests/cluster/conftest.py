@@ -15,6 +15,7 @@ same connection, so a cut S->D silences S's messages to D but not D's to S (that
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import threading
@@ -28,7 +29,7 @@ import pytest
 from pyetcd.server.members import member_id
 
 from tests.integration._http import Resp, request
-from tests.support.kit import LoggedProcess, TcpListener, head_fields, pump, read_head, wait_for
+from tests.support.kit import Child, LoggedProcess, TcpListener, head_fields, pump, read_head, wait_for
 from tests.support.servers import PYETCD_BIN, free_port
 
 HEARTBEAT_MS = 50
@@ -488,6 +489,71 @@ def make_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Mak
     yield make
     for c in made:
         c.stop_all()
+
+
+# ---- v2 proxies in front of a cluster -------------------------------------------------------------
+
+
+@dataclass
+class Proxy:
+    proc: Child
+    port: int
+    data_dir: Path
+    argv: list[str]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def serving(self) -> bool:
+        """The proxy knows an endpoint (its config lists one) and answers through it."""
+        assert self.proc.alive, f"the proxy exited:\n{self.proc.log_tail()}"
+        try:
+            r = request(self.port, "GET", "/v2/config/local/proxy", timeout=2.0)
+            return r.status == 200 and bool(r.json()["endpoints"]) and \
+                request(self.port, "GET", "/version", timeout=2.0).status == 200
+        except CLIENT_ERRORS:
+            return False
+
+
+class StartProxy:
+    """`start(cluster, binary="pyetcd"|"etcd", mode="on", extra=[...])`: a v2 proxy (pyetcd's or etcd 3.4's)
+    in front of `cluster`, with a 1 s refresh interval; `wait=True` returns once it serves. Every proxy
+    started here is stopped at teardown."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.started: list[Proxy] = []
+
+    def __call__(self, c: Cluster | None, binary: str = "pyetcd", mode: str = "on", extra: list[str] | None = None,
+                 wait: bool = True, data_dir: Path | None = None, port: int | None = None) -> Proxy:
+        port = port or free_port()
+        name = f"{binary}-proxy{len(self.started)}"
+        data_dir = data_dir or self.base / f"{name}.etcd"
+        exe = str(PYETCD_BIN) if binary == "pyetcd" else shutil.which("etcd") or "etcd"
+        argv = [exe, "--proxy", mode, "--name", name, "--data-dir", str(data_dir),
+                "--listen-client-urls", f"http://127.0.0.1:{port}", "--proxy-refresh-interval", "1000"]
+        if c is not None:
+            argv += ["--initial-cluster", c.initial_cluster()]
+        argv += list(extra or [])
+        proc = Child(self.base / f"{name}.log")
+        proc.launch(argv, banner=f"==== {' '.join(argv)}\n")
+        p = Proxy(proc, port, data_dir, argv)
+        self.started.append(p)
+        if wait:
+            assert wait_for(p.serving, 20.0, 0.1), f"{name} not serving within 20 s:\n{proc.log_tail()}"
+        return p
+
+    def stop_all(self) -> None:
+        for p in self.started:
+            p.proc.stop()
+
+
+@pytest.fixture
+def start_proxy(tmp_path: Path) -> Iterator[StartProxy]:
+    sp = StartProxy(tmp_path)
+    yield sp
+    sp.stop_all()
 
 
 # ---- concurrent client histories for the linearizability checker ---------------------------------

@@ -1,7 +1,7 @@
 """Three pyetcd members bootstrap from a discovery token, with nothing but `--discovery URL`.
 
 The token lives on a real backing v2 store: another pyetcd, or Debian's etcd 3.4. A fourth member on the
-full token stops with etcd's message. The TLS variant runs the backing store on HTTPS with client
+full token stops with etcd's message (--discovery-fallback exit); a fifth becomes a v2 proxy (the default). The TLS variant runs the backing store on HTTPS with client
 certificates and the members with mutual TLS on their peer and client URLs.
 """
 
@@ -168,10 +168,23 @@ def test_three_members_bootstrap_from_a_token(backing: tuple[str, Tls | None], t
         assert late.proc is not None and late.proc.wait(30) == 1
         assert "discovery: cluster is full" in late.log(), late.log()
         assert "please generate a new discovery token" in late.log()
-        # The default fallback is a proxy, which pyetcd does not have: it says so and stops.
+        # The default fallback: a latecomer becomes a v2 proxy for the cluster registered at the token, on
+        # its client URL (TLS alike: it dials the members with its client certificate).
         proxy = fleet.launch("d5")
-        assert proxy.proc is not None and proxy.proc.wait(30) == 1
-        assert "falling back to proxy" in proxy.log() and "no v2 proxy" in proxy.log(), proxy.log()
+        assert wait_for(lambda: fleet.get(proxy, "/v2/keys/boot")[1].get("node", {}).get("value") == "by-token",
+                        20), proxy.log()
+        assert "falling back to proxy" in proxy.log()
+        assert fleet.put(proxy, "/v2/keys/via-proxy", "value=1")[0] == 201
+        assert fleet.get(nodes[2], "/v2/keys/via-proxy?quorum=true")[1]["node"]["value"] == "1"
+        assert (proxy.data_dir / "proxy" / "cluster").is_file() and not (proxy.data_dir / "member").exists()
+        # It stays a proxy across restarts, from its kept cluster list: the token is not asked again.
+        assert proxy.proc is not None
+        proxy.proc.send_signal(signal.SIGTERM)
+        assert proxy.proc.wait(15) == 0
+        fleet.start(proxy, ["--discovery", "http://127.0.0.1:9/v2/keys/_etcd/registry/unreachable"])
+        assert wait_for(lambda: fleet.get(proxy, "/v2/keys/via-proxy")[1].get("node", {}).get("value") == "1", 20), \
+            proxy.log()
+        assert "discovery token ignored since the proxy has already been initialized" in proxy.log()
 
         # A restarted member keeps its data and ignores the (now full) token.
         assert nodes[1].proc is not None

@@ -9,43 +9,16 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.cluster.conftest import CLIENT_ERRORS, Cluster, MakeCluster, put
+from tests.cluster.conftest import CLIENT_ERRORS, MakeCluster, StartProxy, put
 from tests.integration._http import RawConn, Resp, build_request, request
-from tests.support.kit import Child, wait_for
-from tests.support.servers import free_port
+from tests.support.kit import wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd (Debian etcd-server 3.4) is not on PATH")
 
 PROXY_READY_S = 20.0
-
-
-StartProxy = Callable[[Cluster], tuple[Child, int]]
-
-
-@pytest.fixture
-def proxy_for(tmp_path: Path) -> Iterator[StartProxy]:
-    """Start an etcd v2 proxy in front of a cluster: (its process, its client port); stopped by PID."""
-    started: list[Child] = []
-
-    def start(c: Cluster) -> tuple[Child, int]:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        p = Child(tmp_path / "proxy.log")
-        started.append(p)
-        # A short refresh interval only bounds how long a failed first fetch of /members is retried for.
-        p.launch([shutil.which("etcd") or "etcd", "--proxy", "on", "--name", "proxy",
-                  "--data-dir", str(tmp_path / "proxy.etcd"), "--listen-client-urls", url,
-                  "--initial-cluster", c.initial_cluster(), "--proxy-refresh-interval", "1000"])
-        return p, port
-
-    yield start
-    for p in started:
-        p.stop()
 
 
 def via_proxy(port: int, method: str, target: str, timeout: float = 5.0, **form: str) -> Resp | None:
@@ -55,9 +28,10 @@ def via_proxy(port: int, method: str, target: str, timeout: float = 5.0, **form:
         return None
 
 
-def test_etcd_v2_proxy_serves_a_pyetcd_cluster(make_cluster: MakeCluster, proxy_for: StartProxy) -> None:
+def test_etcd_v2_proxy_serves_a_pyetcd_cluster(make_cluster: MakeCluster, start_proxy: StartProxy) -> None:
     c = make_cluster(3)
-    proxy, port = proxy_for(c)
+    p = start_proxy(c, binary="etcd", wait=False)
+    proxy, port = p.proc, p.port
 
     # A PUT through the proxy is acknowledged (the proxy answers 503 until it knows the members).
     acked: list[Resp] = []

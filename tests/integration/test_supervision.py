@@ -144,3 +144,46 @@ def test_journald_gets_structured_fields(tmp_path: Path) -> None:
     assert e["PYETCD_MEMBER_ID"] and e["PYETCD_TERM"] and e["PYETCD_ROLE"] in ("leader", "follower", "candidate")
     assert e["PRIORITY"] == "6"  # info
     assert (tmp_path / "stderr").read_text() == ""  # nothing duplicated on stderr
+
+
+def test_a_vanished_advertised_address_is_logged_and_in_status(tmp_path: Path) -> None:
+    """A member in its own network namespace advertises 10.0.0.5 (on a veth); the address is deleted and
+    added back while it runs: its log and STATUS= follow, from netlink events (no polling)."""
+    ns = f"pyetcd-sup-{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", ns], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot create a network namespace: {made.stderr.strip()}")
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    log_path = tmp_path / "member.log"
+    proc = None
+    try:
+        for args in (["link", "set", "lo", "up"], ["link", "add", "d0", "type", "veth", "peer", "name", "p0"],
+                     ["link", "set", "d0", "up"], ["link", "set", "p0", "up"], ["addr", "add", "10.0.0.5/24", "dev", "d0"]):
+            subprocess.run(["ip", "-n", ns, *args], check=True, capture_output=True, timeout=10)
+        env = clean_env("ETCD", "NOTIFY_", "WATCHDOG_", add={"NOTIFY_SOCKET": path})
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(["ip", "netns", "exec", ns, str(PYETCD_BIN), "--name", "$hostname",
+                                     "--data-dir", str(tmp_path / "m.etcd"),
+                                     "--listen-client-urls", "http://127.0.0.1:2379",
+                                     "--advertise-client-urls", "http://$private_ipv4:2379",
+                                     "--initial-advertise-peer-urls", "http://10.0.0.5:2380",
+                                     "--advertise-interface", "d0"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        first = _collect(sock, time.monotonic() + 20, stop_when="READY=1")
+        assert any("READY=1" in m for m in first), (first, log_path.read_text())
+        subprocess.run(["ip", "-n", ns, "addr", "del", "10.0.0.5/24", "dev", "d0"], check=True, timeout=10)
+        gone = _collect(sock, time.monotonic() + 10, stop_when="is missing")
+        assert any("advertised address 10.0.0.5 is missing" in m for m in gone), gone
+        subprocess.run(["ip", "-n", ns, "addr", "add", "10.0.0.5/24", "dev", "d0"], check=True, timeout=10)
+        back = _collect(sock, time.monotonic() + 10, stop_when="STATUS=leader")
+        assert back and "missing" not in back[-1], back
+        log = log_path.read_text()
+        assert "advertised address 10.0.0.5 was removed from d0" in log, log
+        assert "advertised address 10.0.0.5 is back (on d0)" in log, log
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
+        sock.close()
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)

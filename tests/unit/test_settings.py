@@ -162,3 +162,21 @@ def test_daemon_refuses_a_bad_file_with_status_1(tmp_path: Path) -> None:
                           env={"PATH": "/usr/bin:/bin"})
     assert done.returncode == 1
     assert done.stderr == f"pyetcd: config file {conf}: unknown key 'bogus'\n"
+
+
+def test_proxy_flags_as_etcd_names_them(tmp_path: Path) -> None:
+    cfg = load(["--proxy", "readonly", "--proxy-failure-wait", "250", "--initial-cluster", "m1=http://10.0.0.1:2380"],
+               environ={"ETCD_PROXY_READ_TIMEOUT": "1500"})
+    assert (cfg.proxy, cfg.proxy_failure_wait_ms, cfg.proxy_read_timeout_ms) == ("readonly", 250, 1500)
+    assert (cfg.proxy_refresh_interval_ms, cfg.proxy_dial_timeout_ms, cfg.proxy_write_timeout_ms) == (30000, 1000, 5000)
+    conf = tmp_path / "p.yaml"
+    conf.write_text("proxy: on\nproxy-dial-timeout: 300\ninitial-cluster: m1=http://10.0.0.1:2380\n")
+    cfg = load(["--config-file", str(conf)], environ={})
+    assert (cfg.proxy, cfg.proxy_dial_timeout_ms) == ("on", 300)
+
+
+def test_proxy_mode_must_be_known() -> None:
+    with pytest.raises(SettingsError, match="--proxy 'maybe'"):
+        load(["--proxy", "maybe"], environ={})
+    with pytest.raises(SettingsError, match="has no member named"):  # a member must be in its cluster; a proxy not
+        load(["--initial-cluster", "m1=http://10.0.0.1:2380"], environ={})

@@ -137,6 +137,19 @@ def _ask_peers(spec: ClusterSpec, peer_ctx: ssl.SSLContext | None,
         time.sleep(0.5)
 
 
+class _FallBackToProxy(Exception):
+    """The discovery token is full and --discovery-fallback is proxy: become a proxy for that cluster."""
+
+
+def _should_proxy(cfg: settings_mod.Settings) -> bool:
+    """--proxy on/readonly, or a data dir that already holds a proxy's `proxy/` (a latecomer that fell back
+    to proxying stays a proxy across restarts, as with etcd). Both member/ and proxy/ there: refuse."""
+    has_proxy, has_member = (cfg.data_dir / "proxy").is_dir(), (cfg.data_dir / "member").is_dir()
+    if has_proxy and has_member:
+        raise SystemExit(f"pyetcd: invalid data dir {cfg.data_dir}: both member/ and proxy/ exist")
+    return cfg.proxy != "off" or has_proxy
+
+
 def _has_data(cfg: settings_mod.Settings) -> bool:
     wal_dir = cfg.data_dir / "member" / "wal"
     return wal_dir.is_dir() and any(p.suffix == ".wal" for p in wal_dir.iterdir())
@@ -193,10 +206,8 @@ def _explain_discovery_failure(cfg: settings_mod.Settings, e: Exception) -> None
 
     assert isinstance(e, join.DiscoveryError)
     if e.kind is join.Kind.FULL_CLUSTER and cfg.discovery_fallback == "proxy":
-        log.error("discovery cluster full, falling back to proxy")
-        log.error("pyetcd has no v2 proxy mode: this member stops; start it with --discovery-fallback exit "
-                  "or give it a new token")
-        return
+        log.warning("discovery cluster full, falling back to proxy")
+        raise _FallBackToProxy
     for level, line in join.explain(e, durl=cfg.discovery, name=cfg.name, data_dir=str(cfg.data_dir)):
         log.log(level, "%s", line)
 
@@ -248,9 +259,23 @@ def main(argv: list[str] | None = None) -> int:
     fields.name = cfg.name
     supervisor = Supervisor()
     _raise_fd_limit()
+    if _should_proxy(cfg):
+        from .proxy_start import run_proxy
+
+        return run_proxy(cfg, supervisor, _bind)
     if cfg.discovery or cfg.discovery_srv:
         with supervisor.keepalive_during(f"discovering the cluster through {cfg.discovery or cfg.discovery_srv}"):
-            found = _discover(cfg) if cfg.discovery else _discover_srv(cfg)
+            try:
+                found = _discover(cfg) if cfg.discovery else _discover_srv(cfg)
+            except _FallBackToProxy:
+                found = None
+                fallback = True
+            else:
+                fallback = False
+        if fallback:
+            from .proxy_start import run_proxy
+
+            return run_proxy(cfg, supervisor, _bind)
         if found is None:
             return 1
         cfg = found
@@ -308,7 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot load peer TLS certificates: %s", e)
         return 1
     supervisor.status("waiting for a leader")
-    EventLoop(driver, member, storage, listeners, tick_s, dial_ctx, cfg.peer_tls.allowed_cn, supervisor).run()
+    advertised = [*cfg.advertise_client_urls, *cfg.initial_advertise_peer_urls]
+    EventLoop(driver, member, storage, listeners, tick_s, dial_ctx, cfg.peer_tls.allowed_cn, supervisor,
+              advertised).run()
     return 0
 
 

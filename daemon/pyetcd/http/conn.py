@@ -221,10 +221,11 @@ class ServerConn:
         self.out += out
         self._response_done()
 
-    def start_stream(self, status: int, headers: Headers, date: bytes) -> None:
-        """Begin a response of unknown length (a watch): headers and Date, no Content-Length, so h11
+    def start_stream(self, status: int, headers: Headers, date: bytes = b"") -> None:
+        """Begin a response streamed in parts (a watch; a proxy relaying a member's answer): the headers,
+        Date unless `date` is empty (a relayed answer has the member's); without a Content-Length h11
         sends it chunked (HTTP/1.1) or delimited by close (HTTP/1.0). Ignored unless busy."""
-        self._send(trusted_response(status, [*headers, (b"Date", date)]))
+        self._send(trusted_response(status, [*headers, (b"Date", date)] if date else headers))
 
     def send_chunk(self, data: bytes) -> None:
         """Body bytes of the started stream (none for a HEAD request: its headers are all it gets)."""

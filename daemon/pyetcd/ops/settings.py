@@ -266,7 +266,9 @@ def _from_yaml(path: Path) -> dict[str, str]:
             raise SettingsError(f"config file {path}: unknown key {key!r}")
     out: dict[str, str] = {}
     for key, value in flat.items():
-        if isinstance(value, list) and all(isinstance(v, str | int) for v in value):
+        if key == "proxy" and isinstance(value, bool):  # YAML 1.1 reads a bare on/off as a boolean
+            out[key] = "on" if value else "off"
+        elif isinstance(value, list) and all(isinstance(v, str | int) for v in value):
             out[key] = ",".join(map(str, value))
         elif isinstance(value, bool):
             out[key] = str(value).lower()

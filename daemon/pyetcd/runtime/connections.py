@@ -15,12 +15,11 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from ..http.client_api import FORM_BYTES_MAX
 from ..http.conn import ServerConn
 from ..http.peer_api import PEER_BODY_BYTES_MAX
-from ..server.driver import MemberDriver
-from .serving import Conn, Frontend
 from .tls import HANDSHAKE_TIMEOUT_S, PLAIN_HTTP_ON_TLS_REPLY, PlainHttpOnTls, TlsRefused, TlsSession
 
 log = logging.getLogger("pyetcd.loop")
@@ -39,10 +38,47 @@ class Listener:
     allowed_cn: str = ""  # --peer-cert-allowed-cn
 
 
+class Conn:
+    """An accepted socket, its HTTP/1.1 state machine, and its TLS session if any."""
+
+    __slots__ = ("sock", "http", "tls", "addr", "is_peer", "watcher", "relay", "events", "serving")
+
+    def __init__(self, sock: socket.socket, http: ServerConn, tls: TlsSession | None, addr: str, is_peer: bool):
+        self.sock, self.http, self.tls, self.addr, self.is_peer = sock, http, tls, addr, is_peer
+        self.watcher: Any = None  # a member's watch streaming to this connection (serving.py)
+        self.relay: Any = None  # a proxy's exchange with a member for this connection (proxying.py)
+        self.events = selectors.EVENT_READ  # what the selector watches for (0: unregistered)
+        self.serving = False  # inside _serve: an answer must not recurse into it
+
+    def wire(self) -> int:
+        return len(self.tls.wire) if self.tls is not None else 0
+
+
+_date: list[Any] = [-1, b""]  # (second, its Date header value): one strftime per second
+
+
+def http_date() -> bytes:
+    """The Date header value for now."""
+    now = int(time.time())
+    if now != _date[0]:
+        _date[0] = now
+        _date[1] = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode()
+    return _date[1]  # type: ignore[no-any-return]
+
+
+class Front(Protocol):
+    """What serves the connections: the member's (serving.py) or the proxy's (proxying.py)."""
+
+    dirty: set[Conn]
+
+    def serve(self, conn: Conn) -> None: ...
+
+    def closed(self, conn: Conn) -> None: ...
+
+
 class Connections:
-    def __init__(self, sel: selectors.BaseSelector, driver: MemberDriver, front: Frontend) -> None:
+    def __init__(self, sel: selectors.BaseSelector, front: Front) -> None:
         self.sel = sel
-        self.driver = driver
         self.front = front
         self.dirty = front.dirty
         self.conns: dict[int, Conn] = {}
@@ -153,12 +189,7 @@ class Connections:
         fd = conn.sock.fileno()
         if fd < 0:
             return
-        if conn.http.busy:
-            self.driver.cancel(conn)
-        if conn.watcher is not None:
-            self.driver.unwatch(conn.watcher)
-            self.front.watch_conns.pop(conn.watcher.watcher_id, None)
-            conn.watcher = None
+        self.front.closed(conn)
         if conn.events:
             self.sel.unregister(conn.sock)
             conn.events = 0

@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import logging
 import selectors
-import signal
-import socket
 import ssl
 import time
-from typing import Any
 
 from ..server.driver import READIES_PER_TURN_MAX, MemberDriver, Output
 from ..server.durable import Storage
 from ..storage.errors import DiskFull
-from .connections import Connections, Listener
+from .addresses import AdvertisedAddresses
+from .connections import Conn, Connections, Listener
 from .member import MemberView
 from .peers import PeerLink
-from .serving import Conn, Frontend
+from .serving import Frontend
+from .stopsignals import StopSignals
 from .supervision import Supervisor
 from .transport import PeerTransport
 
@@ -39,7 +38,7 @@ HOUSEKEEPING_S = 1.0
 class EventLoop:
     def __init__(self, driver: MemberDriver, view: MemberView, storage: Storage, listeners: list[Listener],
                  tick_s: float = 0.1, peer_dial_tls: ssl.SSLContext | None = None, peer_allowed_cn: str = "",
-                 supervisor: Supervisor | None = None) -> None:
+                 supervisor: Supervisor | None = None, advertised: list[str] | None = None) -> None:
         self.driver, self.view, self.storage = driver, view, storage
         self.supervisor = supervisor or Supervisor({})  # sd_notify; a no-op outside systemd
         self.front = Frontend(driver, view, lambda conn: self.connections.close(conn))
@@ -50,7 +49,7 @@ class EventLoop:
                                        peer_allowed_cn)
         view.links = self.transport.links
         self.transport.sync(driver.members)
-        self.connections = Connections(self.sel, driver, self.front)
+        self.connections = Connections(self.sel, self.front)
         self.dirty = self.front.dirty
         self.running = True
         self._next_housekeeping = 0.0
@@ -59,16 +58,10 @@ class EventLoop:
             listener.sock.setblocking(False)
             self.sel.register(listener.sock, selectors.EVENT_READ, listener)
         self.listeners = [listener.sock for listener in listeners]
-        self._sig_r, self._sig_w = socket.socketpair()
-        self._sig_r.setblocking(False)
-        self._sig_w.setblocking(False)
-        self.sel.register(self._sig_r, selectors.EVENT_READ, "signal")
-        signal.set_wakeup_fd(self._sig_w.fileno(), warn_on_full_buffer=False)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._on_signal)
+        self.signals = StopSignals(self.sel, self.stop)
+        self.addresses = AdvertisedAddresses(self.sel, advertised or [], self.supervisor)
 
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        log.info("received %s, shutting down", signal.Signals(signum).name)
+    def stop(self) -> None:
         self.running = False
 
     # ---- the loop ------------------------------------------------------------------------------
@@ -99,11 +92,10 @@ class EventLoop:
                 self.transport.on_event(data, mask)
             elif type(data) is Listener:
                 self.connections.accept(data)
-            else:  # the signal wake-up socket
-                try:
-                    self._sig_r.recv(4096)
-                except BlockingIOError:
-                    pass
+            elif type(data) is AdvertisedAddresses:
+                data.on_readable()
+            else:
+                self.signals.drain()
         mono = time.monotonic()
         self._tick(mono)
         self._run_driver(mono)
@@ -212,5 +204,6 @@ class EventLoop:
             self.connections.flush(conn)
             self.connections.close(conn)
         self.transport.close()
+        self.addresses.close()
         self.storage.close()
         log.info("stopped")

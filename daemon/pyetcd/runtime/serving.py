@@ -11,39 +11,22 @@ read, a membership change), answered when the driver's turn returns its Answer. 
 from __future__ import annotations
 
 import logging
-import selectors
-import socket
 import time
 from collections.abc import Callable
 
 from ..http.client_api import ClientApi, Propose, ProposeConf, QuorumRead, Reply, StartWatch
-from ..http.conn import HttpRequest, ServerConn
+from ..http.conn import HttpRequest
 from ..http.peer_api import PeerApi
 from ..server.driver import Answer, MemberDriver
 from ..store.errors import V2Error
 from ..store.event import Event
 from ..store.watcher_hub import Watcher
+from .connections import Conn, http_date
 from .member import MemberView
-from .tls import TlsSession
 
 log = logging.getLogger("pyetcd.serving")
 
 _INTERNAL_ERROR = Reply(500, [(b"Content-Type", b"text/plain; charset=utf-8")], b"Internal Server Error\n")
-
-
-class Conn:
-    """An accepted socket, its HTTP/1.1 state machine, and its TLS session if any."""
-
-    __slots__ = ("sock", "http", "tls", "addr", "is_peer", "watcher", "events", "serving")
-
-    def __init__(self, sock: socket.socket, http: ServerConn, tls: TlsSession | None, addr: str, is_peer: bool):
-        self.sock, self.http, self.tls, self.addr, self.is_peer = sock, http, tls, addr, is_peer
-        self.watcher: Watcher | None = None
-        self.events = selectors.EVENT_READ  # what the selector watches for (0: unregistered)
-        self.serving = False  # inside _serve: an answer must not recurse into it
-
-    def wire(self) -> int:
-        return len(self.tls.wire) if self.tls is not None else 0
 
 
 class Frontend:
@@ -54,7 +37,15 @@ class Frontend:
         self.watch_conns: dict[int, Conn] = {}
         self.next_watcher_id = 1
         self.dirty: set[Conn] = set()  # connections with output to flush this turn
-        self._date_sec, self._date = -1, b""
+
+    def closed(self, conn: Conn) -> None:
+        """The connection is being torn down: drop what waits on it (a request, a watch)."""
+        if conn.http.busy:
+            self.driver.cancel(conn)
+        if conn.watcher is not None:
+            self.driver.unwatch(conn.watcher)
+            self.watch_conns.pop(conn.watcher.watcher_id, None)
+            conn.watcher = None
 
     def serve(self, conn: Conn) -> None:
         """Hand out every complete request the connection holds (one at a time: each waits for the
@@ -155,8 +146,4 @@ class Frontend:
         self.watch_conns.clear()
 
     def date_header(self) -> bytes:
-        now = int(time.time())
-        if now != self._date_sec:
-            self._date_sec = now
-            self._date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode()
-        return self._date
+        return http_date()

@@ -7,7 +7,8 @@ without sdnotify still work.
 
 - READY=1 once the member has recovered its data and sees a leader (it can then serve).
 - STATUS= whenever what the member is doing changes: recovering, discovering, waiting for a leader,
-  leader or follower with the term, and whether its disk is full (writes refused until space is freed).
+  leader or follower with the term, and whether its disk is full (writes refused until space is freed);
+  plus a notice while an advertised address is missing from the host (runtime/addresses.py).
 - WATCHDOG=1 from the event loop at half of WatchdogSec: a loop that stops turning (SIGSTOP, a hung
   disk) is killed and restarted by systemd. Start-up work that blocks before the loop runs (discovery
   waiting for peers) keeps the watchdog fed from `keepalive_during`, which stops once the loop runs.
@@ -63,7 +64,9 @@ class Supervisor:
         self.watchdog_interval_s = int(usec) / 2e6 if usec.isdigit() and int(usec) > 0 and mine else 0.0
         self._next_ping = 0.0
         self.ready = False
-        self._status = ""
+        self._status = ""  # the STATUS= last sent
+        self._base = ""  # ... without the notice
+        self.notice = ""
         self._view: tuple[int, int, bool, int, bool] | None = None  # what the last STATUS described
 
     def _send(self, state: str) -> None:
@@ -71,15 +74,24 @@ class Supervisor:
             self._sender.notify(state)
 
     def status(self, text: str) -> None:
+        self._base = text
+        text = f"{text}; {self.notice}" if self.notice else text
         if text != self._status:
             self._status = text
             self._send(f"STATUS={text}")
 
+    def set_notice(self, notice: str) -> None:
+        """Something the operator should see whatever the member is doing (a vanished advertised address)."""
+        if notice != self.notice:
+            self.notice = notice
+            self.status(self._base)
+
     def mark_ready(self, status: str) -> None:
         if not self.ready:
             self.ready = True
-            self._status = status
-            self._send(f"READY=1\nSTATUS={status}")
+            self._base = status
+            self._status = f"{status}; {self.notice}" if self.notice else status
+            self._send(f"READY=1\nSTATUS={self._status}")
 
     def stopping(self) -> None:
         self._send("STOPPING=1\nSTATUS=stopping")
