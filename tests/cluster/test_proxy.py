@@ -58,6 +58,11 @@ def test_relays_the_client_api_as_the_members_answer(make_cluster: MakeCluster, 
         answers = [conn.read_response() for _ in range(3)]
     assert [a.status for a in answers] == [200, 200, 404]
     assert "etcdserver" in answers[0].json()
+    # HTTP/1.0 without a Host header: the member still gets a valid HTTP/1.1 request.
+    with RawConn(p.port) as conn:
+        conn.send(b"GET /v2/keys/queue HTTP/1.0\r\n\r\n")
+        old = conn.read_response()
+    assert old.status == 200 and old.json()["node"]["key"] == "/queue"
 
 
 def test_stream_watch_events_come_through_one_by_one(make_cluster: MakeCluster, start_proxy: StartProxy) -> None:
@@ -97,6 +102,11 @@ def test_readonly_proxy_refuses_all_but_get(make_cluster: MakeCluster, start_pro
         assert (r.status, r.body) == (501, b""), (method, r.status, r.body)
     assert request(p.port, "GET", "/v2/keys/ro").json()["node"]["value"] == "v"
     assert request(c.members[0].client_port, "GET", "/v2/keys/ro").json()["node"]["value"] == "v"
+    # Answers the proxy gives itself, pipelined by the thousand on one connection, come back in order.
+    with RawConn(p.port, timeout=20.0) as conn:
+        conn.send(build_request("PUT", "/v2/keys/ro", form={"value": "w"}) * 2000 + build_request("GET", "/v2/keys/ro"))
+        statuses = [conn.read_response().status for _ in range(2001)]
+    assert statuses == [501] * 2000 + [200]
 
 
 def test_fails_over_then_answers_etcds_errors(make_cluster: MakeCluster, start_proxy: StartProxy) -> None:

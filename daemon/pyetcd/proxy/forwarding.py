@@ -37,7 +37,7 @@ def upstream_headers(headers: Headers, body: bytes, method: str, client_ip: str,
         if lower == b"host":
             has_host = True
         out.append((name, value))
-    if not has_host:
+    if not has_host and host:  # an HTTP/1.0 client may send none; HTTP/1.1 needs one
         out.insert(0, (b"Host", host))
     if client_ip:
         out.append((b"X-Forwarded-For", b", ".join([*prior, client_ip.encode()])))

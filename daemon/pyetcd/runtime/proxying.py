@@ -59,7 +59,7 @@ class Relay:
     def __init__(self, client: Conn, req: HttpRequest, endpoints: list[Endpoint]) -> None:
         self.client, self.req, self.endpoints = client, req, endpoints
         self.headers = forwarding.upstream_headers(req.headers, req.body, req.method, client.addr.rpartition(":")[0],
-                                                   b"")
+                                                   b"")  # without a Host if the client sent none: see _attempt
         self.index = 0  # the endpoint being tried
         self.fresh = False  # the next try must dial (the pooled connection was stale)
         self.upstream: UpstreamConn | None = None
@@ -84,14 +84,20 @@ class ProxyFrontend:
     # ---- client side (connections.py calls these) ----------------------------------------------
 
     def serve(self, conn: Conn) -> None:
-        req = conn.http.next_request(conn.wire())
-        if req is not None:
-            reply = self._own_answer(req)
-            if reply is not None:
-                conn.http.reply(reply, http_date())
-                self.serve(conn)  # the next pipelined request, if any
-            else:
-                self._start(conn, req)
+        """Hand out the connection's complete requests, one at a time: each waits for the previous answer
+        (relayed answers call this again when they end)."""
+        if conn.serving:
+            return  # an answer given while handing out requests: the loop below goes on
+        conn.serving = True
+        try:
+            while conn.relay is None and (req := conn.http.next_request(conn.wire())) is not None:
+                reply = self._own_answer(req)
+                if reply is not None:
+                    conn.http.reply(reply, http_date())
+                else:
+                    self._start(conn, req)
+        finally:
+            conn.serving = False
         self.dirty.add(conn)
 
     def closed(self, conn: Conn) -> None:
