@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from pyetcd.ops.addrwatch import AddressWatch
+from pyetcd.runtime.addrwatch import AddressWatch
 
 from tests.support.servers import REPO
 
 _DRIVER = r"""
 import json, os, select, socket, subprocess, sys, time
-from pyetcd.ops.addrwatch import AddressWatch
+from pyetcd.runtime.addrwatch import AddressWatch
 
 spec = json.loads(sys.argv[1])
 w = AddressWatch(spec["advertised"])

@@ -1,4 +1,4 @@
-"""The advertised addresses, followed in the loop: ops/addrwatch.py's netlink socket sits in the loop's
+"""The advertised addresses, followed in the loop: runtime/addrwatch.py's netlink socket sits in the loop's
 selector; a change is logged (warning when an address leaves the host, info when it is back) and, while
 one is missing, systemd's STATUS= says so. Only IP literals are followed (a name may resolve to anything);
 where netlink cannot be opened the member or proxy runs on without this, and says so once."""
@@ -9,7 +9,7 @@ import logging
 import selectors
 from collections.abc import Iterable
 
-from ..ops.addrwatch import AddressWatch
+from .addrwatch import AddressWatch
 from .supervision import Supervisor
 
 log = logging.getLogger("pyetcd.addresses")
