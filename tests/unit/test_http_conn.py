@@ -551,3 +551,13 @@ def test_public_fallback_validates(monkeypatch: pytest.MonkeyPatch) -> None:
     assert c.next_request() is not None
     c.reply(Reply(200, [(b"X", b"a\r\nInjected: 1")], b""), DATE)
     assert c.closed and c.out == b""
+
+
+def test_trusted_request_equals_the_validated_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    headers = [(b"Host", b"m:2379"), (b"Content-Type", b"application/x-www-form-urlencoded"),
+               (b"X-Forwarded-For", b"10.0.0.1"), (b"Content-Length", b"7")]
+    fast = conn_mod.trusted_request(b"PUT", b"/v2/keys/a?prevExist=false", headers)
+    assert fast == h11.Request(method=b"PUT", target=b"/v2/keys/a?prevExist=false", headers=headers)
+    monkeypatch.setattr(conn_mod, "SKIP_HEADER_VALIDATION", False)
+    with pytest.raises(h11.LocalProtocolError):
+        conn_mod.trusted_request(b"GET", b"/", [(b"Bad Name", b"1"), (b"Host", b"h")])

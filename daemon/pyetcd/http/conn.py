@@ -73,6 +73,14 @@ def trusted_response(status: int, headers: Headers) -> h11.Response:
     return h11.Response(status_code=status, headers=headers, reason=reason)
 
 
+def trusted_request(method: bytes, target: bytes, headers: Headers) -> h11.Request:
+    """An h11 Request from parts h11's own parser accepted (a proxied client request) plus headers we
+    built; skips the same re-validation as `trusted_response`, under the same condition."""
+    if SKIP_HEADER_VALIDATION:
+        return h11.Request(method=method, target=target, headers=headers, _parsed=True)  # type: ignore[call-arg]
+    return h11.Request(method=method, target=target, headers=headers)
+
+
 @dataclass(slots=True)
 class HttpRequest:
     """A complete request: method as text ("GET"), raw target, raw header items, body (at most

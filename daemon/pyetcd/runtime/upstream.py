@@ -19,6 +19,7 @@ from typing import Any
 import h11
 
 from ..http.client_api import Headers
+from ..http.conn import trusted_request
 from ..proxy.director import Endpoint
 from .tls import TlsRefused, TlsSession
 
@@ -78,7 +79,7 @@ class UpstreamConn:
     def send_request(self, method: bytes, target: bytes, headers: Headers, body: bytes) -> None:
         h = self.h
         self.received = False
-        out = h.send(h11.Request(method=method, target=target, headers=headers))  # type: ignore[arg-type]
+        out = h.send(trusted_request(method, target, headers))
         if body:
             out += h.send(h11.Data(data=body))  # type: ignore[arg-type]
         out += h.send(h11.EndOfMessage())  # type: ignore[arg-type]
