@@ -25,16 +25,15 @@ import difflib
 import json
 import os
 import selectors
-import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cluster.conftest import CLIENT_ERRORS, Cluster, MakeCluster, put
+from tests.cluster.conftest import CLIENT_ERRORS, Cluster, MakeCluster, Proxy, StartProxy, put
 from tests.differential.cases import CASES
 from tests.differential.harness import (
     FORM,
@@ -56,8 +55,8 @@ from tests.differential.harness import (
     request_headers,
 )
 from tests.integration._http import RawConn, build_request
-from tests.support.kit import LoggedProcess, wait_for
-from tests.support.servers import PYETCD_BIN, etcd_available, free_port
+from tests.support.kit import wait_for
+from tests.support.servers import etcd_available
 
 pytestmark = pytest.mark.skipif(not etcd_available(), reason="etcd (Debian etcd-server 3.4) is not on PATH")
 
@@ -88,55 +87,61 @@ PROXY_CASES = [c for c in CASES if c.name not in EXCLUDED]
 
 
 @dataclass
-class Proxy(LoggedProcess):
-    """`etcd --proxy MODE` or `pyetcd --proxy MODE` on a free port, with its own data dir."""
+class Side:
+    """One proxy of a pair, started by tests/cluster/conftest.py's StartProxy: `etcd --proxy MODE` or
+    `pyetcd --proxy MODE`, the same flags for both (a later flag overrides StartProxy's refresh interval)."""
 
     kind: str  # "etcd" or "pyetcd"
-    name: str
-    base: Path
-    mode: str = "on"
-    refresh_ms: int = REFRESH_MS
-    port: int = field(default_factory=free_port)
-    proc: Any = None
+    mode: str
+    starter: StartProxy
+    extra: list[str]
+    proxy: Proxy | None = None
+
+    def start(self, c: Cluster | None, data_dir: Path | None = None, port: int | None = None) -> Side:
+        """Start it (with no --initial-cluster when `c` is None) and wait until it serves."""
+        self.proxy = self.starter(c, binary=self.kind, mode=self.mode, extra=self.extra, data_dir=data_dir,
+                                  port=port)
+        return self
+
+    @property
+    def p(self) -> Proxy:
+        assert self.proxy is not None, "not started"
+        return self.proxy
+
+    @property
+    def port(self) -> int:
+        return self.p.port
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.p.url
 
     @property
-    def data_dir(self) -> Path:
-        return self.base / f"{self.name}.proxy"
-
-    @property
-    def log_path(self) -> Path:
-        return self.base / f"{self.name}.log"
+    def name(self) -> str:
+        return Path(self.p.proc.log_path).stem
 
     @property
     def cluster_file(self) -> Path:
-        return self.data_dir / "proxy" / "cluster"
-
-    def argv(self, initial_cluster: str | None) -> list[str]:
-        exe = (shutil.which("etcd") or "etcd") if self.kind == "etcd" else str(PYETCD_BIN)
-        argv = [exe, "--proxy", self.mode, "--name", self.name, "--data-dir", str(self.data_dir),
-                "--listen-client-urls", self.url, "--proxy-refresh-interval", str(self.refresh_ms),
-                "--proxy-failure-wait", str(FAILURE_WAIT_MS)]
-        return argv + (["--initial-cluster", initial_cluster] if initial_cluster is not None else [])
-
-    def start(self, initial_cluster: str | None) -> Proxy:
-        """Launch and wait until it knows the members (its config lists endpoints) and a GET goes through."""
-        self.launch(self.argv(initial_cluster), banner=f"==== {' '.join(self.argv(initial_cluster))}\n")
-        self.wait_ready(self.serving, f"{self.kind} proxy {self.name}", READY_S)
-        return self
+        return self.p.data_dir / "proxy" / "cluster"
 
     def endpoints(self) -> list[str]:
         r = exchange(self.port, "GET", "/v2/config/local/proxy", timeout=2.0)
         return list(json.loads(r.body)["endpoints"]) if r.status == 200 else []
 
-    def serving(self) -> bool:
-        try:
-            return bool(self.endpoints()) and exchange(self.port, "GET", "/v2/keys/", timeout=2.0).status == 200
-        except (OSError, ValueError, KeyError):
-            return False
+    def stop(self) -> None:
+        if self.proxy is not None:
+            self.proxy.proc.stop()
+
+    def restart_from_data_dir(self) -> None:
+        """Stop it and start it again on the same port with its data dir and no --initial-cluster."""
+        self.stop()
+        self.start(None, data_dir=self.p.data_dir, port=self.port)
+
+    def log(self) -> str:
+        return self.p.proc.log()
+
+    def log_tail(self) -> str:
+        return self.p.proc.log_tail()
 
 
 def other_kind() -> str:
@@ -147,30 +152,20 @@ def other_kind() -> str:
 class Pair:
     """The reference (etcd's proxy) and the proxy under test, in front of one cluster."""
 
-    ref: Proxy
-    got: Proxy
+    ref: Side
+    got: Side
     cluster: Cluster
 
     @property
-    def both(self) -> tuple[Proxy, Proxy]:
+    def both(self) -> tuple[Side, Side]:
         return self.ref, self.got
 
-    def stop(self) -> None:
-        for p in self.both:
-            p.stop()
 
-
-def start_pair(c: Cluster, base: Path, mode: str = "on", tag: str = "", refresh_ms: int = REFRESH_MS) -> Pair:
-    base.mkdir(parents=True, exist_ok=True)
-    ref = Proxy("etcd", f"etcd{tag}", base, mode, refresh_ms)
-    got = Proxy(other_kind(), f"{other_kind()}{tag}-under-test", base, mode, refresh_ms)
-    pair = Pair(ref, got, c)
-    try:
-        for p in pair.both:
-            p.start(c.initial_cluster())
-    except BaseException:
-        pair.stop()
-        raise
+def start_pair(c: Cluster, starter: StartProxy, mode: str = "on", refresh_ms: int = REFRESH_MS) -> Pair:
+    extra = ["--proxy-refresh-interval", str(refresh_ms), "--proxy-failure-wait", str(FAILURE_WAIT_MS)]
+    pair = Pair(Side("etcd", mode, starter, extra), Side(other_kind(), mode, starter, extra), c)
+    for side in pair.both:
+        side.start(c)
     return pair
 
 
@@ -187,19 +182,20 @@ def diff_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def pair(diff_cluster: Cluster) -> Iterator[Pair]:
-    p = start_pair(diff_cluster, diff_cluster.base / "proxies", refresh_ms=DIFF_REFRESH_MS)
-    # One write, so that the base index is never 0 (see tests/differential/test_differential.py).
-    exchange(p.ref.port, "PUT", "/v2/keys/diff-warmup", b"value=w", [("Content-Type", FORM)])
-    yield p
-    p.stop()
+    starter = StartProxy(diff_cluster.base)
+    try:
+        p = start_pair(diff_cluster, starter, refresh_ms=DIFF_REFRESH_MS)
+        # One write, so that the base index is never 0 (see tests/differential/test_differential.py).
+        exchange(p.ref.port, "PUT", "/v2/keys/diff-warmup", b"value=w", [("Content-Type", FORM)])
+        yield p
+    finally:
+        starter.stop_all()
 
 
 @pytest.fixture
-def fresh_pair(make_cluster: MakeCluster, tmp_path: Path) -> Iterator[Pair]:
+def fresh_pair(make_cluster: MakeCluster, start_proxy: StartProxy) -> Pair:
     """A pair of proxies in front of a cluster of their own (for the tests that kill members)."""
-    p = start_pair(make_cluster(3), tmp_path / "proxies")
-    yield p
-    p.stop()
+    return start_pair(make_cluster(3), start_proxy)
 
 
 # ---- running the cases through a proxy ---------------------------------------------------------------
@@ -225,7 +221,7 @@ class ProxyRunner(Runner):
     its first event, so a watch is sent without waiting for its head; it counts as in place once the
     members' watcher count rose (or an answer is already coming), and its head is read when it ends."""
 
-    def __init__(self, proxy: Proxy, cluster: Cluster, ns: str) -> None:
+    def __init__(self, proxy: Side, cluster: Cluster, ns: str) -> None:
         super().__init__(proxy.port, proxy.url, ns)
         self.cluster = cluster
 
@@ -304,7 +300,7 @@ def settle(c: Cluster) -> None:
         "the members never agreed on the store index"
 
 
-def run_through(proxy: Proxy, cluster: Cluster, c: Case, ns: str) -> list[Outcome]:
+def run_through(proxy: Side, cluster: Cluster, c: Case, ns: str) -> list[Outcome]:
     settle(cluster)
     outcomes = ProxyRunner(proxy, cluster, ns).run(c)
     for o in outcomes:
@@ -339,7 +335,7 @@ def test_excluded_cases_exist() -> None:
 # ---- proxy-level answers -------------------------------------------------------------------------------
 
 
-def view_of(proxy: Proxy, resp: Response, method: str, target: str, body: bytes | None = None) -> dict[str, Any]:
+def view_of(proxy: Side, resp: Response, method: str, target: str, body: bytes | None = None) -> dict[str, Any]:
     ctx = Runner(proxy.port, proxy.url, "/").ctx
     v = without_cors(normalise(resp, ctx, method, target, body, watch=False))
     v["header_names"] = header_names(resp, watch=False)
@@ -422,37 +418,34 @@ def test_cors_headers(pair: Pair, method: str, target: str) -> None:
     assert got[0] == got[1], f"{method} {target}\netcd proxy: {got[0]}\n{pair.got.kind} proxy: {got[1]}"
 
 
-def test_readonly_proxy_refuses_writes(diff_cluster: Cluster, tmp_path: Path) -> None:
+def test_readonly_proxy_refuses_writes(diff_cluster: Cluster, start_proxy: StartProxy) -> None:
     """`--proxy readonly`: every method but GET is 501 with no body (etcd: WriteHeader(501) only); GETs and
     watches go through."""
-    ro = start_pair(diff_cluster, tmp_path / "ro", mode="readonly", tag="-ro")
-    try:
-        before = exchange(diff_cluster.members[0].client_port, "GET", "/v2/keys/ro?recursive=true")
-        form = [("Content-Type", FORM)]
-        reports: list[str] = []
-        for method, target, body in [("PUT", "/v2/keys/ro/k", b"value=1"), ("POST", "/v2/keys/ro", b"value=1"),
-                                     ("DELETE", "/v2/keys/ro/k", None), ("PUT", "/v2/members/1", b"{}"),
-                                     ("POST", "/v2/members", b"{}"), ("DELETE", "/v2/members/1", None),
-                                     ("HEAD", "/v2/keys/ro", None), ("OPTIONS", "/v2/keys/ro", None),
-                                     ("PATCH", "/v2/keys/ro", b"x"), ("PUT", "/v2/config/local/proxy", b"")]:
-            views = answers(ro, method, target, body, form if body else None, reports=reports)
-            assert [v["status"] for v in views] == [501, 501], (method, target, views)
-        after = exchange(diff_cluster.members[0].client_port, "GET", "/v2/keys/ro?recursive=true")
-        assert (before.status, before.body) == (after.status, after.body), "a readonly proxy let a write through"
-        assert put(diff_cluster.members[0], "/ro/k", "v").status in (200, 201)
-        v = same_answer(ro, "GET", "/v2/keys/ro/k")
-        assert v["status"] == 200
-        same_answer(ro, "GET", "/v2/keys/ro/k?quorum=true")
-        same_answer(ro, "GET", "/v2/config/local/proxy/nope")
-        assert not reports, "\n\n".join(reports)
-    finally:
-        ro.stop()
+    ro = start_pair(diff_cluster, start_proxy, mode="readonly")
+    before = exchange(diff_cluster.members[0].client_port, "GET", "/v2/keys/ro?recursive=true")
+    form = [("Content-Type", FORM)]
+    reports: list[str] = []
+    for method, target, body in [("PUT", "/v2/keys/ro/k", b"value=1"), ("POST", "/v2/keys/ro", b"value=1"),
+                                 ("DELETE", "/v2/keys/ro/k", None), ("PUT", "/v2/members/1", b"{}"),
+                                 ("POST", "/v2/members", b"{}"), ("DELETE", "/v2/members/1", None),
+                                 ("HEAD", "/v2/keys/ro", None), ("OPTIONS", "/v2/keys/ro", None),
+                                 ("PATCH", "/v2/keys/ro", b"x"), ("PUT", "/v2/config/local/proxy", b"")]:
+        views = answers(ro, method, target, body, form if body else None, reports=reports)
+        assert [v["status"] for v in views] == [501, 501], (method, target, views)
+    after = exchange(diff_cluster.members[0].client_port, "GET", "/v2/keys/ro?recursive=true")
+    assert (before.status, before.body) == (after.status, after.body), "a readonly proxy let a write through"
+    assert put(diff_cluster.members[0], "/ro/k", "v").status in (200, 201)
+    v = same_answer(ro, "GET", "/v2/keys/ro/k")
+    assert v["status"] == 200
+    same_answer(ro, "GET", "/v2/keys/ro/k?quorum=true")
+    same_answer(ro, "GET", "/v2/config/local/proxy/nope")
+    assert not reports, "\n\n".join(reports)
 
 
 # ---- watches woken by one write, seen by both proxies ----------------------------------------------------
 
 
-def open_watch(p: Proxy, target: str) -> RawConn:
+def open_watch(p: Side, target: str) -> RawConn:
     conn = RawConn(p.port, timeout=15.0)
     conn.send(build_request("GET", target))
     return conn
@@ -462,7 +455,7 @@ def await_watchers(c: Cluster, before: int, n: int) -> None:
     assert wait_for(lambda: watchers(c) >= before + n, 10.0, 0.02), "the watches never reached the members"
 
 
-def head_view(p: Proxy, resp: Any) -> dict[str, Any]:
+def head_view(p: Side, resp: Any) -> dict[str, Any]:
     r = Response(resp.status, resp.reason, resp.headers, b"")
     v = without_cors(normalise(r, Runner(p.port, p.url, "/").ctx, "GET", "/v2/keys/w?wait=true", None, watch=True))
     v["headers"].pop("transfer-encoding", None)
@@ -583,7 +576,7 @@ def test_stream_watch(pair: Pair) -> None:
 # ---- endpoint failures -----------------------------------------------------------------------------------
 
 
-def through(p: Proxy, method: str, target: str, value: str | None = None, timeout: float = 10.0) -> Response:
+def through(p: Side, method: str, target: str, value: str | None = None, timeout: float = 10.0) -> Response:
     body = None if value is None else f"value={value}".encode()
     try:
         return exchange(p.port, method, target, body, [("Content-Type", FORM)] if body else None, timeout)
@@ -607,7 +600,7 @@ def test_one_member_down_both_keep_serving(fresh_pair: Pair) -> None:
         time.sleep(0.05)  # spread over > 1 refresh, so each proxy's shuffled endpoint order changes
 
 
-def steady_error(p: Proxy) -> Response:
+def steady_error(p: Side) -> Response:
     """The answer once the proxy has settled: the same answer three times in a row."""
     last: list[tuple[int, bytes]] = []
     resp = through(p, "GET", "/v2/keys/all-down")
@@ -662,8 +655,7 @@ def test_restart_from_data_dir(fresh_pair: Pair) -> None:
     modes = [p.cluster_file.stat().st_mode & 0o777 for p in fresh_pair.both]
     assert modes[0] == modes[1], [oct(x) for x in modes]
     for p in fresh_pair.both:
-        p.stop()
-        p.start(initial_cluster=None)
+        p.restart_from_data_dir()
         w = through(p, "PUT", f"/v2/keys/restarted/{p.name}", "1")
         assert w.status == 201, w.describe()
         assert sorted(p.endpoints()) == sorted(m.url for m in c.members)
