@@ -17,6 +17,11 @@ same heartbeat/election settings (bench/cluster.py: PUT to the leader and to a f
 plain GET spread over the members, and the failover window after kill -9 of the leader); --no-cluster
 skips that part, --only-cluster runs only it.
 
+Then etcd 3.4's v2 proxy and pyetcd's in front of one 3-member pyetcd cluster, and the same loads straight at
+the member both forward to (bench/proxy.py: put@64, get@64, put@1, get@1, watch@1000, --proxy-repeat runs
+each, pyetcd-proxy/etcd-proxy ratios); --no-proxy skips that part, --only-proxy runs only it (under "proxy"
+in latest.json, its targets appended to "targets").
+
 Results go to stdout as a table and to bench/results/latest.json (the cluster part under "cluster", its
 targets appended to "targets").
 """
@@ -38,7 +43,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench import cluster
+from bench import cluster, proxy
 from bench.loadgen import raise_nofile
 from tests.support.servers import (
     PYETCD_BIN,
@@ -323,11 +328,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="also run the 3-member cluster comparison after the single-member loads (default on)")
     ap.add_argument("--only-cluster", action="store_true", help="run only the cluster comparison")
     cluster.add_cluster_args(ap)
+    ap.add_argument("--proxy", action=argparse.BooleanOptionalAction, default=True,
+                    help="also run the v2 proxy comparison (etcd's proxy vs pyetcd's, bench/proxy.py; default on)")
+    ap.add_argument("--only-proxy", action="store_true", help="run only the proxy comparison")
+    proxy.add_proxy_args(ap)
     a = ap.parse_args(argv)
     if a.only_cluster:
         a.cluster = True
+    if a.only_proxy:
+        a.proxy, a.cluster = True, False
     try:
         cluster.check_cluster_args(a)
+        proxy.check_proxy_args(a)
     except argparse.ArgumentTypeError as e:
         ap.error(str(e))
     a.only = [s for s in a.only.split(",") if s]
@@ -349,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile(8192)  # inherited by the servers: 1000 watchers need 1000+ descriptors on each side
     results: dict[str, dict[str, Result]] = {}
     status: dict[str, str] = {}
-    if not a.only_cluster:
+    if not a.only_cluster and not a.only_proxy:
         base = Path(tempfile.mkdtemp(prefix="pyetcd-bench-", dir="/var/tmp"))  # disk-backed, so fsync costs
         try:
             with baseline_worktree(a.baseline) as worktree, running(a.only, base, a.pin, worktree) as (servers, status):
@@ -357,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             shutil.rmtree(base, ignore_errors=True)
     cdoc = cluster.run(a) if a.cluster else None
+    pdoc = proxy.run(a) if a.proxy and not a.only_cluster else None
     rat = ratios(results)
     tgt = targets(results, rat) if results else []
     if results:
@@ -365,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     if cdoc is not None:
         print(("\n" if results else "") + cluster.report(cdoc))
         tgt += cdoc["targets"]
+    if pdoc is not None:
+        print(("\n" if results or cdoc is not None else "") + proxy.report(pdoc))
+        tgt += pdoc["targets"]
     print("\ntargets (informational):")
     for t in tgt:
         lim = f" (limit {fmt(t['limit'], '.3f')})" if t["target"].startswith(("cluster", "failover")) else ""
@@ -373,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     doc: Result = {"meta": meta(a, status), "loads": results, "ratios": rat, "targets": tgt}
     if cdoc is not None:
         doc["cluster"] = cdoc
+    if pdoc is not None:
+        doc["proxy"] = pdoc
     a.out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"\nwrote {a.out}")
     return 0
