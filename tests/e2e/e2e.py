@@ -1,20 +1,22 @@
 #!/usr/bin/python3
-"""End-to-end test of the pyetcd .deb under a real systemd (`make e2e`; root; standard library only).
+"""End-to-end test of the pyetcd .deb under a real systemd (`make e2e`; root; standard library + pyroute2).
 
-    /usr/bin/python3 tests/e2e/e2e.py [--deb dist/pyetcd_X_all.deb] [--nodes 3] [--keep]
+    /usr/bin/python3 tests/e2e/e2e.py [--deb dist/pyetcd_X_all.deb] [--nodes 3] [--user-data FILE] [--keep]
 
-1. Host set-up: installs what is missing (systemd-container, debootstrap, iproute2, curl, the Python
-   modules the token store needs), builds or reuses the container tree (tests/e2e/build-rootfs.sh) and
-   takes the newest dist/pyetcd_*_all.deb (running `make deb` when there is none). A second .deb with a
-   higher version is made from it for the upgrade check.
-2. Network: a hub namespace holding a bridge (10.235.0.254/24) and one namespace per member with a veth
-   `eth0` (10.235.0.N/24) on that bridge. Nothing is added to the host's own network namespace.
+1. Host set-up: installs what is missing (systemd-container, debootstrap, curl, the Python modules the
+   token store needs, python3-pyroute2 for the network), builds or reuses the container tree
+   (tests/e2e/build-rootfs.sh) and takes the newest dist/pyetcd_*_all.deb (running `make deb` when there
+   is none). A second .deb with a higher version is made from it for the upgrade check.
+2. Network, built with pyroute2 (netlink; no `ip` commands): a hub namespace holding a bridge
+   (10.235.0.254/24) and one namespace per member with a veth `eth0` (10.235.0.N/24, default route via
+   the hub address, so $private_ipv4 resolves) on that bridge. Nothing is added to the host's namespace.
 3. A discovery token store (pyetcd from the .deb, run by the host's python3) listens on the bridge in the
    hub namespace; the token is `_etcd/registry/<uuid>` with `_config/size` = the member count.
 4. Each member is a systemd-nspawn container (systemd as PID 1, journald, cloud-init) booted from the
-   shared tree with --volatile=overlay in its own namespace, seeded (NoCloud) with
-   cloud-config/pyetcd-member.yaml rendered by cloud-config/render.py: TLS for clients and peers
-   (certificates from `pyetcd certs`), the .deb from /mnt/dist (bind-mounted read-only).
+   shared tree with --volatile=overlay in its own namespace, seeded (NoCloud) with the fleet's one
+   user-data (cloud-config/render.py --ca-dir: byte-identical for every host; only the meta-data's
+   instance-id and local-hostname differ): TLS for clients and peers with certificates each host issues
+   itself at first boot, the .deb from /mnt/dist (bind-mounted read-only).
 5. Checks: cloud-init done and `systemctl is-active pyetcd` everywhere; a write on one member read on
    the others; `journalctl -u pyetcd -o json` carries PYETCD_MEMBER/_MEMBER_ID/_TERM/_ROLE; the leader's
    `systemctl stop pyetcd` leaves a cluster that takes writes (and the member catches up after a
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import glob
+import hashlib
 import json
 import os
 import re
@@ -47,7 +50,6 @@ REPO = Path(__file__).resolve().parents[2]
 RENDER = REPO / "cloud-config" / "render.py"
 BUILD_ROOTFS = Path(__file__).resolve().with_name("build-rootfs.sh")
 SUBNET = "10.235.0"
-HUB_ADDR = f"{SUBNET}.254"
 TOKEN_PORT = 2379
 NS_PREFIX = "pyetcd-e2e"
 JOURNAL_FIELDS = ("PYETCD_MEMBER", "PYETCD_MEMBER_ID", "PYETCD_TERM", "PYETCD_ROLE")
@@ -64,7 +66,10 @@ class CheckFailed(Exception):
 
 
 def say(text: str) -> None:
-    print(f"  [{time.monotonic() - T0:6.1f}s] {text}", flush=True)
+    """A progress line: UTC wall-clock time (to compare with the containers' logs) and seconds since start."""
+    now = time.time()
+    wall = time.strftime("%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}"
+    print(f"  [{wall} {time.monotonic() - T0:6.1f}s] {text}", flush=True)
 
 
 def run(cmd: list[str], *, check: bool = True, timeout: float = 120, env: dict[str, str] | None = None,
@@ -106,13 +111,20 @@ def install_host_deps() -> None:
                       ("curl", "curl"), ("nsenter", "util-linux"), ("dpkg-deb", "dpkg"), ("make", "make")):
         if shutil.which(tool, path=SYS_ENV["PATH"]) is None:
             need.append(pkg)
-    probe = run(["/usr/bin/python3", "-c", "import h11, yaml, cryptography"], check=False)
+    # The token store and `pyetcd certs` run the packaged pyetcd on these; the harness builds the network
+    # with pyroute2 (imported only after this).
+    probe = run(["/usr/bin/python3", "-c", "import h11, yaml, cryptography, pyroute2"], check=False)
     if probe.returncode != 0:
-        need += ["python3-h11", "python3-yaml", "python3-cryptography"]
+        need += ["python3-h11", "python3-yaml", "python3-cryptography", "python3-pyroute2"]
     if need:
         say(f"installing host packages: {' '.join(need)}")
         run(["apt-get", "update", "-qq"], timeout=600)
         run(["apt-get", "install", "-y", "-qq", *need], timeout=900)
+    try:
+        import pyroute2  # noqa: F401
+    except ImportError:
+        raise CheckFailed("setup", f"{sys.executable} has no pyroute2 (run the harness with /usr/bin/python3, "
+                          "which gets Debian's python3-pyroute2, or with the repo's .venv/bin/python)") from None
 
 
 def find_deb(explicit: str | None) -> Path:
@@ -147,63 +159,119 @@ def make_upgrade_deb(deb: Path, out_dir: Path) -> tuple[Path, str]:
     return out, version
 
 
-# --- network namespaces -------------------------------------------------------------------------------
+# --- network namespaces (pyroute2: netlink, no `ip` commands) ------------------------------------------
 
-def ns_name(i: int | str) -> str:
-    return f"{NS_PREFIX}-{i}"
+class Net:
+    """A hub namespace holding bridge br0 (SUBNET.254/24) and, per node, a namespace whose veth `eth0`
+    (SUBNET.N/24, default route via the hub address, so $private_ipv4 resolves) is plugged into that
+    bridge as `portN`; `lo` is up everywhere. Nothing is added to the host's own namespace."""
 
+    def __init__(self, prefix: str, subnet: str, count: int) -> None:
+        self.prefix = prefix
+        self.subnet = subnet
+        self.count = count
+        self.hub = f"{prefix}-hub"
+        self.hub_addr = f"{subnet}.254"
 
-def netns_cleanup(n: int) -> None:
-    for name in [ns_name("hub")] + [ns_name(f"n{i}") for i in range(1, n + 1)]:
-        if Path("/run/netns", name).exists():
-            run(["ip", "netns", "del", name], check=False)
+    def node(self, index: int) -> str:
+        return f"{self.prefix}-n{index}"
 
+    def addr(self, index: int) -> str:
+        return f"{self.subnet}.{index}"
 
-def netns_setup(n: int) -> None:
-    hub = ns_name("hub")
-    run(["ip", "netns", "add", hub])
-    run(["ip", "-n", hub, "link", "set", "lo", "up"])
-    run(["ip", "-n", hub, "link", "add", "br0", "type", "bridge"])
-    run(["ip", "-n", hub, "addr", "add", f"{HUB_ADDR}/24", "dev", "br0"])
-    run(["ip", "-n", hub, "link", "set", "br0", "up"])
-    for i in range(1, n + 1):
-        node = ns_name(f"n{i}")
-        run(["ip", "netns", "add", node])
-        run(["ip", "-n", node, "link", "set", "lo", "up"])
-        run(["ip", "-n", hub, "link", "add", f"port{i}", "type", "veth", "peer", "name", "eth0", "netns", node])
-        run(["ip", "-n", hub, "link", "set", f"port{i}", "master", "br0", "up"])
-        run(["ip", "-n", node, "addr", "add", f"{SUBNET}.{i}/24", "dev", "eth0"])
-        run(["ip", "-n", node, "link", "set", "eth0", "up"])
+    def cleanup(self) -> None:
+        """Remove every namespace of this prefix (also a stale set left by a killed run); their veths go too."""
+        from pyroute2 import netns
+        for name in netns.listnetns():
+            if name.startswith(self.prefix + "-"):
+                netns.remove(name)
+
+    def setup(self) -> None:
+        from pyroute2 import NetNS, netns
+        netns.create(self.hub)
+        for i in range(1, self.count + 1):
+            netns.create(self.node(i))
+        hub = NetNS(self.hub)
+        try:
+            hub.link("set", index=hub.link_lookup(ifname="lo")[0], state="up")
+            hub.link("add", ifname="br0", kind="bridge")
+            br = hub.link_lookup(ifname="br0")[0]
+            hub.addr("add", index=br, address=self.hub_addr, prefixlen=24)
+            hub.link("set", index=br, state="up")
+            for i in range(1, self.count + 1):
+                hub.link("add", ifname=f"port{i}", kind="veth", peer={"ifname": "eth0", "net_ns_fd": self.node(i)})
+                hub.link("set", index=hub.link_lookup(ifname=f"port{i}")[0], master=br, state="up")
+                node = NetNS(self.node(i))
+                try:
+                    node.link("set", index=node.link_lookup(ifname="lo")[0], state="up")
+                    eth0 = node.link_lookup(ifname="eth0")[0]
+                    node.addr("add", index=eth0, address=self.addr(i), prefixlen=24)
+                    node.link("set", index=eth0, state="up")
+                    node.route("add", dst="0.0.0.0/0", gateway=self.hub_addr)
+                finally:
+                    node.close()
+        finally:
+            hub.close()
+
+    def set_port(self, index: int, up: bool) -> None:
+        """Plug node `index` into the bridge or pull it out (its bridge port up or down)."""
+        from pyroute2 import NetNS
+        hub = NetNS(self.hub)
+        try:
+            hub.link("set", index=hub.link_lookup(ifname=f"port{index}")[0], state="up" if up else "down")
+        finally:
+            hub.close()
+
+    def in_hub(self, *cmd: str) -> list[str]:
+        """A host command run in the hub namespace (it reaches every node on the bridge)."""
+        return ["nsenter", f"--net=/run/netns/{self.hub}", *cmd]
 
 
 # --- the cluster --------------------------------------------------------------------------------------
 
 class Node:
-    def __init__(self, index: int, work: Path) -> None:
+    def __init__(self, index: int, work: Path, net: Net, prefix: str = "pyetcd") -> None:
         self.index = index
-        self.name = f"pyetcd{index}"
-        self.addr = f"{SUBNET}.{index}"
+        self.name = f"{prefix}{index}"
+        self.netns = net.node(index)
+        self.addr = net.addr(index)
         self.url = f"https://{self.addr}:2379"
         self.seed = work / f"seed-{self.name}"
         self.console = work / f"{self.name}.console.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.pid1 = 0
 
-    def sh(self, *cmd: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return run(["nsenter", "-t", str(self.pid1), "-a", *cmd], check=check, timeout=timeout)
+    def sh(self, *cmd: str, check: bool = True, timeout: float = 60,
+           input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+        return run(["nsenter", "-t", str(self.pid1), "-a", *cmd], check=check, timeout=timeout, input_text=input_text)
 
     def unit(self, prop: str, unit: str = "pyetcd.service") -> str:
         return self.sh("systemctl", "show", "-p", prop, "--value", unit).stdout.strip()
 
+    def running(self) -> bool:
+        return bool(self.pid1) and self.proc is not None and self.proc.poll() is None
+
+    def write_file(self, path: str, text: str, mode: str = "0644") -> None:
+        self.sh("sh", "-c", f'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod {mode} "$1"', "-", path,
+                input_text=text)
+
 
 class Cluster:
-    def __init__(self, args: argparse.Namespace, work: Path) -> None:
+    node_prefix = "pyetcd"
+    with_upgrade = True  # also make a higher-versioned .deb (check_upgrade)
+
+    def __init__(self, args: argparse.Namespace, work: Path, net: Net) -> None:
         self.args = args
         self.work = work
-        self.nodes = [Node(i, work) for i in range(1, args.nodes + 1)]
+        self.net = net
+        self.nodes = [Node(i, work, net, self.node_prefix) for i in range(1, net.count + 1)]
+        self.token_size = len(self.nodes)
         self.token_proc: subprocess.Popen[bytes] | None = None
-        self.ca = work / "tls" / "ca.crt"
+        self.token_base = f"http://{net.hub_addr}:{TOKEN_PORT}"
+        self.tls = work / "tls"
+        self.ca = self.tls / "ca.crt"
         self.pkg_root = work / "pkg"
+        self.dist = work / "dist"
 
     # -- helpers
     def pyetcd_host(self, *args: str) -> list[str]:
@@ -213,28 +281,25 @@ class Cluster:
 
     def curl(self, method: str, url: str, data: dict[str, str] | None = None,
              timeout: float = 5) -> tuple[int, dict]:
-        cmd = ["ip", "netns", "exec", ns_name("hub"), "curl", "-sS", "--max-time", str(timeout),
-               "--cacert", str(self.ca), "-X", method, "-o", "-", "-w", "\n%{http_code}"]
+        cmd = self.net.in_hub("curl", "-sS", "--max-time", str(timeout), "--cacert", str(self.ca), "-X", method,
+                              "-o", "-", "-w", "\n%{http_code}")
         for k, v in (data or {}).items():
             cmd += ["--data-urlencode", f"{k}={v}"]
-        proc = run(cmd + [url], check=False, timeout=timeout + 5)
-        if proc.returncode != 0:
-            raise RuntimeError(f"curl {method} {url}: {proc.stderr.strip()}")
-        body, _, code = proc.stdout.rpartition("\n")
-        try:
-            doc = json.loads(body) if body.strip() else {}
-        except json.JSONDecodeError:
-            doc = {"raw": body}
-        return int(code), doc
+        return parse_curl(run(cmd + [url], check=False, timeout=timeout + 5), method, url)
+
+    def request(self, node: Node, method: str, path: str, data: dict[str, str] | None = None,
+                timeout: float = 5) -> tuple[int, dict]:
+        """A client request to a node (here: its https URL on the bridge, from the hub)."""
+        return self.curl(method, f"{node.url}{path}", data, timeout)
 
     def put(self, node: Node, key: str, value: str) -> dict:
-        code, doc = self.curl("PUT", f"{node.url}/v2/keys/{key}", {"value": value}, timeout=10)
+        code, doc = self.request(node, "PUT", f"/v2/keys/{key}", {"value": value}, timeout=10)
         if code not in (200, 201):
             raise RuntimeError(f"PUT {key} on {node.name}: HTTP {code} {doc}")
         return doc
 
     def get(self, node: Node, key: str, quorum: bool = False) -> str | None:
-        code, doc = self.curl("GET", f"{node.url}/v2/keys/{key}" + ("?quorum=true" if quorum else ""))
+        code, doc = self.request(node, "GET", f"/v2/keys/{key}" + ("?quorum=true" if quorum else ""))
         if code == 404:
             return None
         if code != 200:
@@ -244,7 +309,7 @@ class Cluster:
     def leader(self, among: list[Node]) -> Node | None:
         for node in among:
             try:
-                code, doc = self.curl("GET", f"{node.url}/v2/stats/self", timeout=3)
+                code, doc = self.request(node, "GET", "/v2/stats/self", timeout=3)
             except RuntimeError:
                 continue
             if code == 200 and doc.get("state") == "StateLeader":
@@ -252,55 +317,96 @@ class Cluster:
         return None
 
     # -- set-up
+    def setup(self, deb: Path) -> None:
+        """Everything before the boot: package, CA, network, token store, seeds."""
+        self.prepare(deb)
+        self.net.cleanup()
+        self.net.setup()
+        say(f"network: bridge {self.net.hub_addr}/24 in {self.net.hub}, {len(self.nodes)} namespaces (pyroute2)")
+        discovery = self.start_token_store()
+        say(f"discovery token {discovery} (size {self.token_size})")
+        self.render_seeds(discovery)
+
     def prepare(self, deb: Path) -> None:
         run(["dpkg-deb", "-x", str(deb), str(self.pkg_root)])
-        dist = self.work / "dist"
-        dist.mkdir()
-        shutil.copy2(deb, dist / deb.name)
+        self.dist.mkdir()
+        shutil.copy2(deb, self.dist / deb.name)
         self.deb_in_guest = f"/mnt/dist/{deb.name}"
-        upgrade, self.upgrade_version = make_upgrade_deb(deb, dist)
-        self.upgrade_in_guest = f"/mnt/dist/{upgrade.name}"
-        tls = self.work / "tls"
+        if self.with_upgrade:
+            upgrade, self.upgrade_version = make_upgrade_deb(deb, self.dist)
+            self.upgrade_in_guest = f"/mnt/dist/{upgrade.name}"
+        # The fleet CA only (ca.crt, ca.key): each host issues its own certificates at first boot.
         # `pyetcd certs` from the package, on Debian's python3-cryptography: as an operator would run it.
-        for cmd in [["certs", "ca", "--dir", str(tls)]] + [
-                ["certs", "member", "--dir", str(tls), "--name", n.name, "--san", f"{n.addr},{n.name}"]
-                for n in self.nodes]:
-            proc = run(self.pyetcd_host(*cmd), check=False)
-            if proc.returncode != 0:
-                lines = (proc.stderr or proc.stdout).strip().splitlines() or ["(no output)"]
-                raise CheckFailed("certs", f"pyetcd {' '.join(cmd[:2])} (packaged, host python3) exited "
-                                  f"{proc.returncode}: {lines[-1]}")
+        proc = run(self.pyetcd_host("certs", "ca", "--dir", str(self.tls)), check=False)
+        if proc.returncode != 0:
+            lines = (proc.stderr or proc.stdout).strip().splitlines() or ["(no output)"]
+            raise CheckFailed("certs", f"pyetcd certs ca (packaged, host python3) exited {proc.returncode}: "
+                              f"{lines[-1]}")
 
     def start_token_store(self) -> str:
-        log = open(self.work / "token-store.log", "wb")
+        log = open(self.work / "token-store.log", "ab")
         self.token_proc = subprocess.Popen(
-            ["ip", "netns", "exec", ns_name("hub"), *self.pyetcd_host(
+            self.net.in_hub(*self.pyetcd_host(
                 "--name", "tokens", "--data-dir", str(self.work / "tokens.etcd"),
-                "--listen-client-urls", f"http://{HUB_ADDR}:{TOKEN_PORT}",
-                "--advertise-client-urls", f"http://{HUB_ADDR}:{TOKEN_PORT}")],
+                "--listen-client-urls", self.token_base, "--advertise-client-urls", self.token_base)),
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=SYS_ENV)
-        base = f"http://{HUB_ADDR}:{TOKEN_PORT}"
-        wait_for("token store up", lambda: self.curl("GET", f"{base}/version")[0] == 200, 20)
+        wait_for("token store up", lambda: self.curl("GET", f"{self.token_base}/version")[0] == 200, 20)
         token = uuid.uuid4().hex
-        code, doc = self.curl("PUT", f"{base}/v2/keys/_etcd/registry/{token}/_config/size",
-                              {"value": str(len(self.nodes))})
+        code, doc = self.curl("PUT", f"{self.token_base}/v2/keys/_etcd/registry/{token}/_config/size",
+                              {"value": str(self.token_size)})
         if code not in (200, 201):
             raise RuntimeError(f"cannot create the discovery token: HTTP {code} {doc}")
-        return f"{base}/v2/keys/_etcd/registry/{token}"
+        return f"{self.token_base}/v2/keys/_etcd/registry/{token}"
+
+    def stop_token_store(self) -> None:
+        if self.token_proc is not None and self.token_proc.poll() is None:
+            self.token_proc.terminate()
+            try:
+                self.token_proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.token_proc.kill()
+                self.token_proc.wait(10)
 
     def render_seeds(self, discovery: str) -> None:
-        for node in self.nodes:
-            run(["/usr/bin/python3", str(RENDER), "--name", node.name, "--address", node.addr,
-                 "--discovery", discovery, "--deb", self.deb_in_guest, "--tls-dir", str(self.work / "tls"),
-                 "--seed-dir", str(node.seed)])
+        """One user-data for every host (cloud-config/render.py, TLS from the fleet CA), or the file given
+        with --user-data (@DISCOVERY@ and @DEB@ filled in); checked byte-identical across the seeds, whose
+        meta-data differ only in instance-id and local-hostname."""
+        user_data = getattr(self.args, "user_data", None)
+        if user_data:
+            text = user_data.read_text().replace("@DISCOVERY@", discovery).replace("@DEB@", self.deb_in_guest)
+            for node in self.nodes:
+                node.seed.mkdir(parents=True)
+                (node.seed / "user-data").write_text(text)
+                (node.seed / "meta-data").write_text(f"instance-id: {node.name}-{uuid.uuid4().hex[:12]}\n"
+                                                     f"local-hostname: {node.name}\n")
+        for node in [] if user_data else self.nodes:
+            proc = run(["/usr/bin/python3", str(RENDER), "--discovery", discovery, "--deb", self.deb_in_guest,
+                        "--ca-dir", str(self.tls), "--seed-dir", str(node.seed), "--hostname", node.name],
+                       check=False)
+            if proc.returncode != 0:
+                raise CheckFailed("render", f"render.py --hostname {node.name}: "
+                                  f"{(proc.stderr or proc.stdout).strip()[-300:]}")
+        digests = {n.name: hashlib.sha256((n.seed / "user-data").read_bytes()).hexdigest() for n in self.nodes}
+        if len(set(digests.values())) != 1:
+            raise CheckFailed("render", f"the hosts' user-data differ: {digests}")
+        metas = [(n.seed / "meta-data").read_text() for n in self.nodes]
+        for node, meta in zip(self.nodes, metas, strict=True):
+            if f"local-hostname: {node.name}" not in meta:
+                raise CheckFailed("render", f"{node.name}: meta-data has no local-hostname {node.name}: {meta!r}")
+        ids = {line for meta in metas for line in meta.splitlines() if line.startswith("instance-id:")}
+        if len(ids) != len(self.nodes):
+            raise CheckFailed("render", f"instance-ids not distinct: {sorted(ids)}")
+        size = (self.nodes[0].seed / "user-data").stat().st_size
+        say(f"seeds: one user-data for {len(self.nodes)} hosts ({size} bytes, sha256 "
+            f"{next(iter(digests.values()))[:16]}); meta-data: instance-id and local-hostname")
 
     def boot(self) -> None:
         for node in self.nodes:
             cmd = ["systemd-nspawn", "-b", "-D", self.args.rootfs, "--volatile=overlay", "--register=no",
-                   "--keep-unit", f"--network-namespace-path=/run/netns/{ns_name(f'n{node.index}')}",
+                   "--keep-unit", f"--network-namespace-path=/run/netns/{node.netns}",
                    f"--machine={node.name}", f"--uuid={uuid.uuid4().hex}",
                    f"--bind-ro={node.seed}:/var/lib/cloud/seed/nocloud",
-                   f"--bind-ro={self.work / 'dist'}:/mnt/dist", "--console=pipe"]
+                   f"--bind-ro={self.dist}:/mnt/dist", "--console=pipe"]
             node.proc = subprocess.Popen(cmd, stdout=open(node.console, "wb"), stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, env=SYS_ENV)
         for node in self.nodes:
@@ -323,6 +429,22 @@ class Cluster:
             except TimeoutError as e:
                 raise CheckFailed("boot", str(e)) from None
 
+    def poweroff(self, node: Node, abrupt: bool = False, timeout: float = 30) -> None:
+        """`machinectl poweroff`: SIGTERM to systemd-nspawn, the container's systemd halts cleanly; or
+        abrupt, `machinectl terminate` (a power cut): SIGKILL to its PID 1, which takes every process of
+        the container with it."""
+        if node.proc is None or node.proc.poll() is not None:
+            return
+        if abrupt:
+            os.kill(node.pid1, signal.SIGKILL)
+        else:
+            node.proc.terminate()
+        try:
+            node.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            node.proc.kill()
+            node.proc.wait(10)
+
     def shutdown(self) -> None:
         for node in self.nodes:
             if node.proc is not None and node.proc.poll() is None:
@@ -336,31 +458,39 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 node.proc.kill()
                 node.proc.wait(10)
-        if self.token_proc is not None and self.token_proc.poll() is None:
-            self.token_proc.terminate()
-            try:
-                self.token_proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.token_proc.kill()
-                self.token_proc.wait(10)
+        self.stop_token_store()
+
+    DIAG_COMMANDS = (["systemctl", "status", "--no-pager", "-l", "pyetcd.service"],
+                     ["systemctl", "--failed", "--no-pager"],
+                     ["cloud-init", "status", "--long"],
+                     ["journalctl", "-u", "pyetcd.service", "--no-pager", "-n", "200"],
+                     ["tail", "-n", "80", "/var/log/cloud-init-output.log"],
+                     ["sh", "-c", "grep -E 'WARNING|ERROR|Traceback' /var/log/cloud-init.log | tail -40"])
 
     def diagnostics(self) -> None:
         for node in self.nodes:
-            if not node.pid1 or node.proc is None or node.proc.poll() is not None:
+            if not node.running():
                 continue
             parts = []
-            for cmd in (["systemctl", "status", "--no-pager", "-l", "pyetcd.service"],
-                        ["systemctl", "--failed", "--no-pager"],
-                        ["cloud-init", "status", "--long"],
-                        ["journalctl", "-u", "pyetcd.service", "--no-pager", "-n", "200"],
-                        ["tail", "-n", "80", "/var/log/cloud-init-output.log"],
-                        ["sh", "-c", "grep -E 'WARNING|ERROR|Traceback' /var/log/cloud-init.log | tail -40"]):
+            for cmd in self.DIAG_COMMANDS:
                 try:
                     proc = node.sh(*cmd, check=False, timeout=20)
                     parts.append(f"$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
                 except RuntimeError as e:
                     parts.append(f"$ {' '.join(cmd)}\n{e}")
             (self.work / f"diag-{node.name}.txt").write_text("\n".join(parts))
+
+
+def parse_curl(proc: subprocess.CompletedProcess[str], method: str, url: str) -> tuple[int, dict]:
+    """(HTTP status, JSON body) of a `curl -o - -w '\\n%{http_code}'` run; RuntimeError if curl failed."""
+    if proc.returncode != 0:
+        raise RuntimeError(f"curl {method} {url}: {(proc.stderr or proc.stdout).strip()[-300:]}")
+    body, _, code = proc.stdout.rpartition("\n")
+    try:
+        doc = json.loads(body) if body.strip() else {}
+    except json.JSONDecodeError:
+        doc = {"raw": body}
+    return int(code), doc
 
 
 # --- the checks ---------------------------------------------------------------------------------------
@@ -372,12 +502,18 @@ def check_cloud_init(c: Cluster) -> None:
         if "status: done" not in status:
             raise CheckFailed("cloud-init", f"{node.name}: {' '.join(status.split())[:300]} "
                               f"(rc {proc.returncode})")
-        modes = node.sh("stat", "-c", "%n %U:%G %a", "/etc/pyetcd/pyetcd.yaml", "/etc/pyetcd/tls/ca.crt",
+        # The host issued its own certificates (server.* and peer.* link to them) and deleted the CA key.
+        modes = node.sh("stat", "-L", "-c", "%n %U:%G %a", "/etc/pyetcd/pyetcd.yaml", "/etc/pyetcd/tls/ca.crt",
                         "/etc/pyetcd/tls/server.key", "/etc/pyetcd/tls/peer.key", check=False).stdout.split("\n")
         want = ["/etc/pyetcd/pyetcd.yaml root:root 644", "/etc/pyetcd/tls/ca.crt root:root 644",
                 "/etc/pyetcd/tls/server.key pyetcd:pyetcd 600", "/etc/pyetcd/tls/peer.key pyetcd:pyetcd 600"]
         if modes[:4] != want:
             raise CheckFailed("cloud-init", f"{node.name}: files placed as {modes[:4]}, expected {want}")
+        target = node.sh("readlink", "/etc/pyetcd/tls/server.crt", check=False).stdout.strip()
+        if target != f"{node.name}.crt":
+            raise CheckFailed("cloud-init", f"{node.name}: /etc/pyetcd/tls/server.crt links to {target!r}")
+        if node.sh("test", "-e", "/etc/pyetcd/tls/ca.key", check=False).returncode == 0:
+            raise CheckFailed("cloud-init", f"{node.name}: the CA key is still in /etc/pyetcd/tls")
         # The containers' network is set up from outside: cloud-init must not have started a DHCP client.
         dhcp = node.sh("pgrep", "-a", "dhclient|dhcpcd|udhcpc", check=False).stdout.strip()
         if dhcp:
@@ -621,37 +757,32 @@ CHECKS = [("cloud-init", check_cloud_init), ("is-active", check_active), ("repli
           ("upgrade", check_upgrade), ("sched", check_sched)]
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--deb", help="the .deb to test (default: newest dist/pyetcd_*_all.deb, else make deb)")
-    p.add_argument("--nodes", type=int, default=3, help="members (default 3; at most 9)")
-    p.add_argument("--rootfs", default=os.environ.get("PYETCD_E2E_ROOTFS", "/var/cache/pyetcd-e2e/rootfs"))
-    p.add_argument("--keep", action="store_true", help="keep the work directory even on success")
-    args = p.parse_args()
+def run_suite(label: str, args: argparse.Namespace, make_cluster, checks, summary) -> int:
+    """The frame every e2e suite runs in: host set-up, the cluster's set-up and boot, the checks in order;
+    always the clean-up, and the diagnostics on failure. Prints the result line last:
+    `LABEL: PASS (summary(done), T s)` or `LABEL: FAIL <check>: <why>`; returns the exit status."""
     if os.geteuid() != 0:
-        print("e2e: FAIL setup: must run as root (network namespaces, systemd-nspawn)")
+        print(f"{label}: FAIL setup: must run as root (network namespaces, systemd-nspawn)")
         return 1
-    if not 1 <= args.nodes <= 9:
-        print("e2e: FAIL setup: --nodes must be 1..9")
-        return 1
-    # One run at a time on a machine: the namespaces and addresses are fixed, and a stale set left by a
-    # killed run is removed at the start of the next one.
-    lock = open("/run/lock/pyetcd-e2e.lock" if Path("/run/lock").is_dir() else "/tmp/pyetcd-e2e.lock", "w")
+    # One run of a suite at a time on a machine: its namespaces and addresses are fixed, and a stale set
+    # left by a killed run is removed at the start of the next one.
+    lock_path = Path("/run/lock" if Path("/run/lock").is_dir() else "/tmp", f"pyetcd-{label}.lock")
+    lock = open(lock_path, "w")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        print("e2e: FAIL setup: another e2e run holds /run/lock/pyetcd-e2e.lock")
+        print(f"{label}: FAIL setup: another {label} run holds {lock_path}")
         return 1
-    work = Path(tempfile.mkdtemp(prefix="pyetcd-e2e-"))
+    work = Path(tempfile.mkdtemp(prefix=f"pyetcd-{label}-"))
     os.chmod(work, 0o755)  # the containers read the seed and dist bind mounts
-    cluster = Cluster(args, work)
+    cluster = make_cluster(work)
     # SIGTERM (e.g. a CI timeout) goes through the same clean-up as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     done = 0
     result = ""
     ok = False
+    stage = "setup"
     try:
-        stage = "setup"
         install_host_deps()
         say("container tree: tests/e2e/build-rootfs.sh")
         proc = run(["bash", str(BUILD_ROOTFS), args.rootfs], check=False, timeout=1200)
@@ -660,30 +791,26 @@ def main() -> int:
         say(proc.stdout.strip().splitlines()[-1])
         deb = find_deb(args.deb)
         say(f"package {deb.name} (version {deb_field(deb, 'Version')})")
-        cluster.prepare(deb)
-        netns_cleanup(args.nodes)
-        netns_setup(args.nodes)
-        discovery = cluster.start_token_store()
-        say(f"discovery token {discovery}")
-        cluster.render_seeds(discovery)
+        cluster.setup(deb)
         stage = "boot"
         cluster.boot()
-        say(f"{args.nodes} containers booted")
-        for name, check in CHECKS:
+        say(f"{len(cluster.nodes)} containers booted")
+        for name, check in checks:
             stage = name
+            say(f"check {name}")
             check(cluster)
             done += 1
             say(f"ok {name}")
         ok = True
-        result = f"e2e: PASS ({args.nodes} members, {done} checks, {time.monotonic() - T0:.0f} s)"
+        result = f"{label}: PASS ({summary(done)}, {time.monotonic() - T0:.0f} s)"
     except CheckFailed as e:
-        result = f"e2e: FAIL {e.check}: {' '.join(e.why.split())[:400]}"
+        result = f"{label}: FAIL {e.check}: {' '.join(e.why.split())[:400]}"
     except TimeoutError as e:
-        result = f"e2e: FAIL {stage}: {' '.join(str(e).split())[:400]}"
+        result = f"{label}: FAIL {stage}: {' '.join(str(e).split())[:400]}"
     except KeyboardInterrupt:
-        result = f"e2e: FAIL {stage}: interrupted"
+        result = f"{label}: FAIL {stage}: interrupted"
     except Exception as e:  # noqa: BLE001 - any error is a failed run, reported on the one line
-        result = f"e2e: FAIL {stage}: {type(e).__name__}: {' '.join(str(e).split())[:400]}"
+        result = f"{label}: FAIL {stage}: {type(e).__name__}: {' '.join(str(e).split())[:400]}"
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -693,13 +820,36 @@ def main() -> int:
             except Exception as e:  # noqa: BLE001
                 say(f"diagnostics failed: {e}")
         cluster.shutdown()
-        netns_cleanup(args.nodes)
+        try:
+            cluster.net.cleanup()
+        except Exception as e:  # noqa: BLE001
+            say(f"network clean-up failed: {e}")
         if ok and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
             say(f"logs and diagnostics kept in {work}")
     print(result, flush=True)
     return 0 if ok else 1
+
+
+def common_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--deb", help="the .deb to test (default: newest dist/pyetcd_*_all.deb, else make deb)")
+    p.add_argument("--rootfs", default=os.environ.get("PYETCD_E2E_ROOTFS", "/var/cache/pyetcd-e2e/rootfs"))
+    p.add_argument("--keep", action="store_true", help="keep the work directory even on success")
+    p.add_argument("--user-data", type=Path, help="give every host this user-data (@DISCOVERY@ and @DEB@ filled "
+                   "in) instead of rendering one with cloud-config/render.py")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    common_args(p)
+    p.add_argument("--nodes", type=int, default=3, help="members (default 3; at most 9)")
+    args = p.parse_args()
+    if not 1 <= args.nodes <= 9:
+        print("e2e: FAIL setup: --nodes must be 1..9")
+        return 1
+    return run_suite("e2e", args, lambda work: Cluster(args, work, Net(NS_PREFIX, SUBNET, args.nodes)), CHECKS,
+                     lambda done: f"{args.nodes} members, {done} checks")
 
 
 if __name__ == "__main__":
