@@ -776,8 +776,16 @@ def run_suite(label: str, args: argparse.Namespace, make_cluster, checks, summar
     work = Path(tempfile.mkdtemp(prefix=f"pyetcd-{label}-"))
     os.chmod(work, 0o755)  # the containers read the seed and dist bind mounts
     cluster = make_cluster(work)
-    # SIGTERM (e.g. a CI timeout) goes through the same clean-up as Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # SIGTERM (e.g. a CI timeout) goes through the same clean-up as Ctrl-C; but only here: a process forked
+    # from this one (pyroute2 0.9's NetNS runs its netlink socket in a child that it ends with SIGTERM)
+    # must just end, not run the clean-up and print a result of its own.
+    main_pid = os.getpid()
+
+    def on_sigterm(*_: object) -> None:
+        if os.getpid() != main_pid:
+            os._exit(128 + signal.SIGTERM)
+        raise KeyboardInterrupt()
+    signal.signal(signal.SIGTERM, on_sigterm)
     done = 0
     result = ""
     ok = False
