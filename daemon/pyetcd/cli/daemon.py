@@ -257,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     fields = setup_logging(cfg.log_level)
     fields.name = cfg.name
+    for warning in cfg.warnings:  # settings given but not implemented (ops/settings.py UNSUPPORTED)
+        log.warning("%s", warning)
     supervisor = Supervisor()
     _raise_fd_limit()
     if _should_proxy(cfg):

@@ -5,6 +5,11 @@ named as the flags, etcd's nested `*-transport-security` sections accepted), whi
 An unknown key or a bad value stops the start, naming the key and where it came from. Validated once
 into a frozen Settings that remembers each value's source (`pyetcd --print-config`).
 
+etcd 3.4's settings that pyetcd does not implement (UNSUPPORTED, the one table for flags, ETCD_*
+variables and YAML keys) are never dropped silently: each is warned about at start, naming it and where
+it came from, or refused when ignoring it would be unsafe. So are ETCD_* variables etcd does not know
+(etcd warns about them too) and a variable shadowed by its flag (etcd refuses to start with both).
+
 The name and the URL settings may use `$private_ipv4`, `$public_ipv4` and `$hostname` (see
 ops/hostfacts.py); they are resolved, from netlink, before validation.
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -73,6 +79,7 @@ class Settings:
     sources: dict[str, str] = field(default_factory=dict, compare=False)  # setting -> "flag", "env ...", ...
     values: dict[str, str] = field(default_factory=dict, compare=False)  # the effective values (resolved)
     templates: dict[str, str] = field(default_factory=dict, compare=False)  # setting -> text before resolving
+    warnings: tuple[str, ...] = field(default=(), compare=False)  # settings given but ignored; logged at start
 
 
 # flag -> (default, help). Every flag also reads ETCD_<FLAG_WITH_UNDERSCORES>.
@@ -89,11 +96,8 @@ FLAGS: dict[str, tuple[str, str]] = {
     "snapshot-count": ("10000", "number of committed entries that trigger a snapshot"),
     "heartbeat-interval": ("100", "time (ms) of a heartbeat interval"),
     "election-timeout": ("1000", "time (ms) for an election to time out"),
-    "enable-v2": ("true", "accepted for compatibility; the v2 API is always on"),
     "log-level": ("info", "debug, info, warn or error"),
-    "logger": ("", "accepted for compatibility"),
-    "log-outputs": ("", "accepted for compatibility (logs go to stderr/journald)"),
-    "config-file": ("", "YAML file with etcd's configuration keys; replaces flags and environment"),
+    "config-file": ("", "YAML file with etcd's configuration keys (flags and ETCD_* variables override its keys)"),
     "cert-file": ("", "client TLS: server certificate (PEM) for https client URLs"),
     "key-file": ("", "client TLS: key of --cert-file"),
     "trusted-ca-file": ("", "client TLS: CA that signs client certificates"),
@@ -121,14 +125,110 @@ FLAGS: dict[str, tuple[str, str]] = {
 # Settings whose values may name host facts ($private_ipv4, $public_ipv4, $hostname).
 HOST_FACT_FLAGS = ("name", "listen-client-urls", "advertise-client-urls", "listen-peer-urls",
                    "initial-advertise-peer-urls", "initial-cluster")
-BOOL_FLAGS = frozenset({"client-cert-auth", "peer-client-cert-auth", "enable-v2"})
-# etcd's YAML nests the TLS settings; these map its keys onto our flags.
+BOOL_FLAGS = frozenset({"client-cert-auth", "peer-client-cert-auth"})
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """An etcd setting pyetcd does not implement. `refuse`: ignoring it would be unsafe (less security than
+    asked for, or an action that silently would not happen), so the start stops; otherwise a warning.
+    `inert`: the values (lower case; booleans as "true"/"false") that ask for nothing pyetcd does not do
+    anyway, accepted without a word."""
+
+    refuse: bool
+    what: str  # what pyetcd does instead
+    boolean: bool = False
+    inert: frozenset[str] = frozenset({""})
+
+
+def _warn(what: str, *inert: str, boolean: bool = False) -> Unsupported:
+    return Unsupported(False, what, boolean, frozenset(inert or (("", "false") if boolean else ("",))))
+
+
+def _refuse(what: str, *inert: str, boolean: bool = False) -> Unsupported:
+    return Unsupported(True, what, boolean, frozenset(inert or (("", "false") if boolean else ("",))))
+
+
+_GRPC = "gRPC only; pyetcd has no gRPC (v3) API"
+_LOGS = "logs go to journald when stderr is the journal, else to stderr"
+# etcd 3.4's flags (etcdmain/config.go) and YAML keys (embed/config.go) that pyetcd does not implement: the
+# flag, its ETCD_* variable and the YAML key all come here. README.md's table "Settings pyetcd does not
+# implement" is this one.
+UNSUPPORTED: dict[str, Unsupported] = {
+    # member and storage
+    "wal-dir": _warn("the WAL stays in the data directory (member/wal)"),
+    "max-snapshots": _warn("pyetcd keeps a fixed number of the newest snapshot files"),
+    "max-wals": _warn("pyetcd deletes WAL files once a snapshot covers them"),
+    "quota-backend-bytes": _warn("no space quota and no NOSPACE alarm"),
+    "backend-batch-interval": _warn("no bbolt backend"),
+    "backend-batch-limit": _warn("no bbolt backend"),
+    "max-txn-ops": _warn("v3 transactions only; pyetcd has no v3 API"),
+    "max-request-bytes": _warn("pyetcd's own limit applies (a request body of up to 10 MiB)"),
+    "max-concurrent-streams": _warn(_GRPC),
+    "grpc-keepalive-min-time": _warn(_GRPC),
+    "grpc-keepalive-interval": _warn(_GRPC),
+    "grpc-keepalive-timeout": _warn(_GRPC),
+    "enable-grpc-gateway": _warn("no v3 JSON gateway (/v3/...)", boolean=True),
+    "auto-compaction-mode": _warn("v3 history compaction; pyetcd keeps no v3 history"),
+    "auto-compaction-retention": _warn("v3 history compaction; pyetcd keeps no v3 history"),
+    "initial-election-tick-advance": _warn("pyetcd's own election timing at start", "", boolean=True),
+    "pre-vote": _warn("pyetcd's Raft always uses PreVote", "", "true", boolean=True),
+    "strict-reconfig-check": _warn("member changes are not checked against quorum loss", boolean=True),
+    "unsafe-no-fsync": _warn("pyetcd always fsyncs", boolean=True),
+    "force-new-cluster": _refuse("pyetcd cannot restart a member as a new one-member cluster", boolean=True),
+    "enable-v2": _refuse("pyetcd serves only the v2 API", "", "true", boolean=True),
+    # security: ignoring any of these would serve with less protection than configured
+    "auto-tls": _refuse("no self-signed certificates are made; give --cert-file/--key-file (`pyetcd certs`)",
+                        boolean=True),
+    "peer-auto-tls": _refuse("no self-signed certificates are made; give --peer-cert-file/--peer-key-file "
+                             "(`pyetcd certs`)", boolean=True),
+    "client-crl-file": _refuse("certificate revocation lists are not checked"),
+    "peer-crl-file": _refuse("certificate revocation lists are not checked"),
+    "client-cert-allowed-hostname": _refuse("client certificates are not matched against a host name"),
+    "peer-cert-allowed-hostname": _refuse("peer certificates are not matched against a host name "
+                                          "(--peer-cert-allowed-cn is implemented)"),
+    "cipher-suites": _refuse("the TLS cipher suites are Python's defaults"),
+    "cors": _refuse("every origin is allowed (Access-Control-Allow-Origin: *)", "", "*"),
+    "host-whitelist": _refuse("the Host header of client requests is not checked", "", "*"),
+    "experimental-peer-skip-client-san-verification": _warn("peers' certificates are verified as usual",
+                                                            boolean=True),
+    "auth-token": _warn("v3 auth tokens; pyetcd has no v3 API"),
+    "bcrypt-cost": _warn("v3 auth only"),
+    "auth-token-ttl": _warn("v3 auth tokens only"),
+    # logging and monitoring
+    "logger": _warn("pyetcd's log format is its own; " + _LOGS),
+    "log-outputs": _warn(_LOGS, "", "default", "stderr"),
+    "log-output": _warn(_LOGS, "", "default", "stderr"),
+    "debug": _warn("use --log-level debug", boolean=True),
+    "log-package-levels": _warn("use --log-level"),
+    "enable-pprof": _warn("no /debug/pprof", boolean=True),
+    "metrics": _warn("no /metrics endpoint"),
+    "listen-metrics-urls": _warn("no metrics listener"),
+    # experimental
+    "experimental-initial-corrupt-check": _warn("no corruption check between members", boolean=True),
+    "experimental-corrupt-check-time": _warn("no corruption check between members"),
+    "experimental-enable-v2v3": _warn("the v2 API is served from pyetcd's v2 store"),
+    "experimental-backend-bbolt-freelist-type": _warn("no bbolt backend"),
+    "experimental-enable-lease-checkpoint": _warn("no v3 leases", boolean=True),
+    "experimental-enable-lease-checkpoint-persist": _warn("no v3 leases", boolean=True),
+    "experimental-compaction-batch-limit": _warn("v3 history compaction; pyetcd keeps no v3 history"),
+    "experimental-watch-progress-notify-interval": _warn("v3 watches only"),
+    "experimental-warning-apply-duration": _warn("no slow-apply warning"),
+}
+# etcd reads ETCD_UNSUPPORTED_ARCH itself, before its flags, on the architectures it does not support (there,
+# the machine's architecture as Go names it lets it start, without a warning); elsewhere it is unrecognized.
+_GO_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "ppc64le": "ppc64le",
+            "s390x": "s390x", "i386": "386", "i686": "386", "armv7l": "arm", "armv6l": "arm", "riscv64": "riscv64"}
+_ETCD_SUPPORTED_ARCHES = ("amd64", "ppc64le")
+# etcd's YAML nests the TLS settings; these map its keys onto our flags (and onto UNSUPPORTED's).
 _YAML_TLS_SECTIONS = {
     "client-transport-security": {"cert-file": "cert-file", "key-file": "key-file",
-                                  "trusted-ca-file": "trusted-ca-file", "client-cert-auth": "client-cert-auth"},
+                                  "trusted-ca-file": "trusted-ca-file", "client-cert-auth": "client-cert-auth",
+                                  "auto-tls": "auto-tls", "allowed-hostname": "client-cert-allowed-hostname"},
     "peer-transport-security": {"cert-file": "peer-cert-file", "key-file": "peer-key-file",
                                 "trusted-ca-file": "peer-trusted-ca-file",
-                                "client-cert-auth": "peer-client-cert-auth", "allowed-cn": "peer-cert-allowed-cn"},
+                                "client-cert-auth": "peer-client-cert-auth", "allowed-cn": "peer-cert-allowed-cn",
+                                "auto-tls": "peer-auto-tls", "allowed-hostname": "peer-cert-allowed-hostname"},
 }
 
 
@@ -170,6 +270,15 @@ def _parser() -> argparse.ArgumentParser:
                                 nargs="?", const="true")
         else:
             parser.add_argument(f"--{flag}", dest=flag.replace("-", "_"), default=None, help=help_text)
+    ignored = parser.add_argument_group("etcd settings pyetcd does not implement (refused, or ignored with a "
+                                        "warning; also as ETCD_* variables and YAML keys)")
+    for flag, entry in UNSUPPORTED.items():
+        help_text = ("refused" if entry.refuse else "ignored with a warning") + f": {entry.what}"
+        if entry.boolean:
+            ignored.add_argument(f"--{flag}", dest=flag.replace("-", "_"), default=None, help=help_text,
+                                 nargs="?", const="true")
+        else:
+            ignored.add_argument(f"--{flag}", dest=flag.replace("-", "_"), default=None, help=help_text)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument("--print-config", action="store_true",
                         help="print the effective settings and where each came from, then exit")
@@ -189,15 +298,25 @@ def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     given = {flag: getattr(args, flag.replace("-", "_")) for flag in FLAGS}
     env = {flag: environ.get(_env_name(flag)) for flag in FLAGS}
     config_file = given["config-file"] if given["config-file"] is not None else env["config-file"]
+    unsupported: dict[str, tuple[str, str]] = {}  # setting -> (value, source)
     if config_file:
         path = Path(config_file)
         for flag, value in _from_yaml(path).items():
-            values[flag], sources[flag] = value, f"file {path}"
+            if flag in UNSUPPORTED:
+                unsupported[flag] = (value, f"file {path}")
+            else:
+                values[flag], sources[flag] = value, f"file {path}"
     for flag in FLAGS:
         if env[flag] is not None:
             values[flag], sources[flag] = env[flag], f"env {_env_name(flag)}"
         if given[flag] is not None:
             values[flag], sources[flag] = given[flag], f"flag --{flag}"
+    for flag in UNSUPPORTED:
+        if environ.get(_env_name(flag)) is not None:
+            unsupported[flag] = (environ[_env_name(flag)], f"env {_env_name(flag)}")
+        if (value := getattr(args, flag.replace("-", "_"))) is not None:
+            unsupported[flag] = (value, f"flag --{flag}")
+    warnings = _unsupported_warnings(unsupported) + _environment_warnings(environ, args)
     try:
         templates = _resolve_host_facts(values)
         cfg = _validate(values, sources["listen-peer-urls"] != "default", sources["initial-cluster"] != "default"
@@ -205,7 +324,7 @@ def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     except SettingsError as e:
         where = sources.get(e.key, "default")
         raise SettingsError(f"{e} (from {where})" if e.key and where != "default" else str(e), e.key) from None
-    cfg = replace(cfg, sources=sources, values=values, templates=templates)
+    cfg = replace(cfg, sources=sources, values=values, templates=templates, warnings=tuple(warnings))
     if args.print_config:
         print(describe(cfg), end="")
         raise SystemExit(0)
@@ -222,7 +341,51 @@ def describe(cfg: Settings) -> str:
         rendered = yaml.safe_dump({flag: value}, default_flow_style=True, width=1 << 20).strip()[1:-1]
         template = f", from {cfg.templates[flag]}" if flag in cfg.templates else ""
         lines.append(f"{rendered}  # {cfg.sources.get(flag, 'default')}{template}")
+    lines += [f"# warning: {w}" for w in cfg.warnings]
     return "\n".join(lines) + "\n"
+
+
+def _unsupported_warnings(given: dict[str, tuple[str, str]]) -> list[str]:
+    """A warning for each setting of UNSUPPORTED given with a value that asks for something; SettingsError
+    for the first one pyetcd must refuse."""
+    warnings = []
+    for flag, (value, source) in given.items():
+        entry = UNSUPPORTED[flag]
+        text = value.strip().lower()
+        if entry.boolean:
+            if text in ("true", "1", "t", "yes"):
+                text = "true"
+            elif text in ("false", "0", "f", "no", ""):
+                text = "false" if text else ""
+            else:
+                raise SettingsError(f"--{flag}: {value!r} is not a boolean (from {source})", flag)
+        if text in entry.inert:
+            continue
+        if entry.refuse:
+            raise SettingsError(f"{flag}={value} (from {source}): pyetcd does not implement it and must not "
+                                f"ignore it: {entry.what}", flag)
+        warnings.append(f"{flag}={value} (from {source}) is ignored: pyetcd does not implement it ({entry.what})")
+    return warnings
+
+
+def _environment_warnings(environ: dict[str, str], args: argparse.Namespace) -> list[str]:
+    """etcd's checks of its ETCD_* variables (pkg/flags verifyEnv): one that no setting reads is
+    unrecognized, and one shadowed by its command-line flag stops etcd (here a warning: the flag wins)."""
+    warnings = []
+    arch = _GO_ARCH.get(platform.machine().lower(), platform.machine().lower())
+    for name in sorted(environ):
+        if not name.startswith("ETCD_"):
+            continue
+        flag = name[len("ETCD_"):].lower().replace("_", "-")
+        if flag in FLAGS or flag in UNSUPPORTED:
+            if getattr(args, flag.replace("-", "_")) is not None:
+                warnings.append(f"environment variable {name} is ignored: flag --{flag} is given too "
+                                f"(etcd refuses to start with both)")
+        elif name == "ETCD_UNSUPPORTED_ARCH" and arch not in _ETCD_SUPPORTED_ARCHES and environ[name] == arch:
+            continue  # what etcd needs on this architecture; pyetcd needs nothing
+        else:
+            warnings.append(f"unrecognized environment variable {name} (ignored)")
+    return warnings
 
 
 def _resolve_host_facts(values: dict[str, str]) -> dict[str, str]:
@@ -260,7 +423,7 @@ def _from_yaml(path: Path) -> dict[str, str]:
                 if sub not in _YAML_TLS_SECTIONS[key]:
                     raise SettingsError(f"config file {path}: unknown key {key}.{sub}")
                 flat[_YAML_TLS_SECTIONS[key][sub]] = sub_value
-        elif key in FLAGS and key != "config-file":
+        elif (key in FLAGS and key != "config-file") or key in UNSUPPORTED:
             flat[key] = value
         else:
             raise SettingsError(f"config file {path}: unknown key {key!r}")
