@@ -91,6 +91,9 @@ check "dpkg says installed" sh -c "chroot '$R' dpkg-query -W -f='\${Status}' pye
 expect_account "$R" "systemd-sysusers"
 check "conffile /etc/pyetcd/pyetcd.yaml registered" \
     sh -c "chroot '$R' dpkg-query -W -f='\${Conffiles}' pyetcd | grep -q ' /etc/pyetcd/pyetcd.yaml '"
+check "conffile /etc/pyetcd/locksmith.conf registered" \
+    sh -c "chroot '$R' dpkg-query -W -f='\${Conffiles}' pyetcd | grep -q ' /etc/pyetcd/locksmith.conf '"
+check "the reboot agent's shipped strategy is etcd-lock" grep -qx REBOOT_STRATEGY=etcd-lock "$R/etc/pyetcd/locksmith.conf"
 units=$(in_root "$R" dpkg -L pyetcd | grep -E '^/lib/systemd/system/[^/]+$' || true)
 [ -n "$units" ] && ok "units shipped: $(echo $units)" || bad "no units in the package"
 check "pyetcd.service enabled (multi-user.target.wants)" \
@@ -181,6 +184,9 @@ ok "rpm -i --nodeps (scriptlets ran without a running systemd)"
 expect_account "$R" "rpm %pre with systemd-sysusers"
 check "rpm -V: every file as packaged (modes, owners, digests)" in_root "$R" rpm -V --nodeps pyetcd
 check "/etc/pyetcd/pyetcd.yaml is a %config file" sh -c "chroot '$R' rpm -qc pyetcd | grep -qx /etc/pyetcd/pyetcd.yaml"
+check "/etc/pyetcd/locksmith.conf is a %config file" \
+    sh -c "chroot '$R' rpm -qc pyetcd | grep -qx /etc/pyetcd/locksmith.conf"
+check "the reboot agent's shipped strategy is etcd-lock" grep -qx REBOOT_STRATEGY=etcd-lock "$R/etc/pyetcd/locksmith.conf"
 for u in $(in_root "$R" rpm -ql pyetcd | grep -E '^/usr/lib/systemd/system/[^/]+$'); do
     if v=$(in_root "$R" systemd-analyze verify "$u" 2>&1) && [ -z "$v" ]; then ok "systemd-analyze verify $u"
     else bad "systemd-analyze verify $u: $v"; fi

@@ -6,8 +6,8 @@ results (lintian, rpmlint) and fail on any finding that packaging/ does not over
 
 What is checked:
 - contents: the module, one /usr/bin script and man page per [project.scripts] entry, every unit in
-  units/, /etc/pyetcd/pyetcd.yaml as a conffile (%config(noreplace)), the sysusers.d file; and a copy of
-  the tree with one more script and one more unit gets both into both packages;
+  units/, /etc/pyetcd/pyetcd.yaml and locksmith.conf as conffiles (%config(noreplace)), the sysusers.d
+  file; and a copy of the tree with one more script and one more unit gets both into both packages;
 - metadata: versions from pyproject.toml, the dependencies, the maintainer scripts' shape;
 - a real install (packaging/check-install.sh) into a throwaway overlay of this machine: account and data
   directory, systemd-analyze verify, the daemon answering from the packaged config, remove/purge keeping
@@ -135,6 +135,7 @@ def test_deb_contents(deb):
     assert "/var/lib/pyetcd" not in paths
     assert not [p for p in paths if "__pycache__" in p or p.endswith(".pyc") or "/tests/" in p]
     assert _deb_member(deb_file, "/etc/pyetcd/pyetcd.yaml") == (PACKAGING / "pyetcd.yaml").read_bytes()
+    assert _deb_member(deb_file, "/etc/pyetcd/locksmith.conf") == (PACKAGING / "locksmith.conf").read_bytes()
     for unit in _units():
         assert _deb_member(deb_file, f"/lib/systemd/system/{unit}") == (ROOT / "units" / unit).read_bytes()
     assert b"\nu pyetcd " in b"\n" + _deb_member(deb_file, "/usr/lib/sysusers.d/pyetcd.conf")
@@ -142,7 +143,8 @@ def test_deb_contents(deb):
 
 def test_deb_conffile_and_maintainer_scripts(deb):
     deb_file, _ = deb
-    assert _deb_control(deb_file, "conffiles").split() == ["/etc/pyetcd/pyetcd.yaml"]
+    assert sorted(_deb_control(deb_file, "conffiles").split()) == ["/etc/pyetcd/locksmith.conf",
+                                                                   "/etc/pyetcd/pyetcd.yaml"]
     postinst = _deb_control(deb_file, "postinst")
     assert "systemd-sysusers pyetcd.conf" in postinst and "useradd --system" in postinst
     assert "install -d -o pyetcd -g pyetcd -m 0700 /var/lib/pyetcd" in postinst
@@ -189,7 +191,8 @@ def test_rpm_contents(rpm):
         assert f"/usr/lib/systemd/system/{unit}" in files
     assert "/usr/lib/sysusers.d/pyetcd.conf" in files
     assert files["/var/lib/pyetcd"] == ["pyetcd:pyetcd", "drwx------"]
-    assert _rpm_query(rpm_file, "--configfiles").split() == ["/etc/pyetcd/pyetcd.yaml"]
+    assert sorted(_rpm_query(rpm_file, "--configfiles").split()) == ["/etc/pyetcd/locksmith.conf",
+                                                                     "/etc/pyetcd/pyetcd.yaml"]
     assert "%config(noreplace)" in (PACKAGING / "rpm" / "pyetcd.spec").read_text()
     assert not [p for p in files if "__pycache__" in p or "/tests/" in p]
     scripts = _rpm_query(rpm_file, "--scripts")

@@ -5,6 +5,7 @@ numbers themselves: test_gocompat.py.)"""
 from __future__ import annotations
 
 import os
+import re
 import struct
 import time
 from collections.abc import Iterator
@@ -283,3 +284,49 @@ def test_utmp_user_sessions() -> None:
 
     data = rec(7, b"pts/0") + rec(8, b"pts/1") + rec(7, b"tty1") + rec(2, b"~") + rec(7, b"../etc/x") + b"\0" * 10
     assert logged_in_ttys(data) == ["pts/0", "tty1"]
+
+
+# -- the shipped configuration: the agent takes the lock ----------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = REPO / "packaging" / "locksmith.conf"
+
+
+def test_shipped_config_takes_the_lock_and_update_conf_still_wins(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("REBOOT_STRATEGY", "LOCKSMITHD_REBOOT_STRATEGY"):
+        monkeypatch.delenv(name, raising=False)
+    flags = agent.agent_flags()
+    first, _ = flags.parse(["-id", "h1", "-config-file", str(SHIPPED)], {})
+    values, _ = flags.parse(["-id", "h1"], agent._environment(first, True))
+    assert agent.settings(values).strategy == "etcd-lock"
+    # /etc/coreos/update.conf is read after it (locksmith's own file keeps its word), the environment last.
+    update = tmp_path / "update.conf"
+    update.write_text("REBOOT_STRATEGY=reboot\n")
+    first, _ = flags.parse(["-id", "h1", "-config-file", f"{SHIPPED},{update}"], {})
+    values, _ = flags.parse(["-id", "h1"], agent._environment(first, True))
+    assert agent.settings(values).strategy == "reboot"
+    monkeypatch.setenv("REBOOT_STRATEGY", "off")
+    values, _ = flags.parse(["-id", "h1"], agent._environment(first, True))
+    assert agent.settings(values).strategy == "off"
+
+
+def test_strategy_default_help_unit_packages_and_readme_agree() -> None:
+    """Unset means reboot (locksmith's); what ships (both packages, the fleet's cloud-config) says etcd-lock,
+    and --help, the unit and the README say both."""
+    assert agent.DEFAULT_STRATEGY == "reboot" and agent.DEFAULT_CONFIG_FILES[0] == agent.SHIPPED_CONFIG
+    assert agent.settings(agent_values("-reboot-strategy=")).strategy == "reboot"
+    assert read_env_file(SHIPPED)["REBOOT_STRATEGY"] == "etcd-lock"
+    usage = agent.agent_flags().usage()
+    line = usage[usage.index("-reboot-strategy"):].split("[$REBOOT_STRATEGY]")[0]
+    assert "(default reboot)" in line and f"{agent.SHIPPED_CONFIG} says etcd-lock" in line
+    assert "packaging/locksmith.conf etc/pyetcd/" in (REPO / "packaging/debian/pyetcd.install").read_text()
+    spec = (REPO / "packaging/rpm/pyetcd.spec").read_text()
+    assert "packaging/locksmith.conf %{buildroot}/etc/pyetcd/locksmith.conf" in spec
+    assert "%config(noreplace) /etc/pyetcd/locksmith.conf" in spec
+    assert "REBOOT_STRATEGY=etcd-lock" in (REPO / "cloud-config/pyetcd-fleet.yaml").read_text()
+    unit = (REPO / "units/pyetcd-locksmithd.service").read_text()
+    assert "REBOOT_STRATEGY=etcd-lock" in unit and not re.search(r"^Environment", unit, re.M)
+    assert "-reboot-strategy" not in unit.split("ExecStart=")[1].splitlines()[0]
+    readme = (REPO / "README.md").read_text()
+    assert "`REBOOT_STRATEGY` is `etcd-lock` as shipped" in readme and "unset or empty means `reboot`" in readme

@@ -12,6 +12,8 @@ slot must stay taken until the host is back.
 
 Settings come from flags, then LOCKSMITHD_* variables (REBOOT_STRATEGY and REBOOT_WINDOW_* unprefixed
 too), then `KEY=value` files (default /etc/pyetcd/locksmith.conf and /etc/coreos/update.conf).
+The strategy's default is locksmith's, `reboot` (no lock); the packages ship /etc/pyetcd/locksmith.conf
+with REBOOT_STRATEGY=etcd-lock (packaging/locksmith.conf), and so does the fleet's cloud-config.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ from .window import Window, describe
 
 PROG = "pyetcd-locksmithd"
 STRATEGIES = ("etcd-lock", "reboot", "off")
-DEFAULT_CONFIG_FILES = ["/etc/pyetcd/locksmith.conf", "/etc/coreos/update.conf"]
+DEFAULT_STRATEGY = "reboot"  # locksmith's meaning of an unset or empty REBOOT_STRATEGY (since v0.6.0)
+SHIPPED_CONFIG = "/etc/pyetcd/locksmith.conf"  # the packages' copy says REBOOT_STRATEGY=etcd-lock
+DEFAULT_CONFIG_FILES = [SHIPPED_CONFIG, "/etc/coreos/update.conf"]
 DEFAULT_STATE_FILE = "/run/pyetcd-locksmithd/state"
 LOCK_ERRORS = (ClientError, SemaphoreError, BadValue, ValueError, OSError)
 
@@ -53,7 +57,8 @@ Detector = FileDetector | CommandDetector | UpdateEngineDetector
 def agent_flags() -> FlagSet:
     own = [
         Flag("id", "str", "", "holder ID of this host (default: /etc/machine-id)"),
-        Flag("reboot-strategy", "str", "", "etcd-lock, reboot or off (empty: reboot)", env=("REBOOT_STRATEGY",)),
+        Flag("reboot-strategy", "str", DEFAULT_STRATEGY, f"etcd-lock, reboot or off; empty: {DEFAULT_STRATEGY}, "
+             f"as locksmith's (the packages' {SHIPPED_CONFIG} says etcd-lock)", env=("REBOOT_STRATEGY",)),
         Flag("reboot-window-start", "str", "", "start of the reboot window, \"[Day ]HH:MM\" local time",
              env=("LOCKSMITHD_REBOOT_WINDOW_START", "REBOOT_WINDOW_START")),
         Flag("reboot-window-length", "str", "", "length of the reboot window, a Go duration (1h30m)",
@@ -78,7 +83,8 @@ def agent_flags() -> FlagSet:
         Flag("login-delay", "duration", 300.0, "with users logged in, reboot this long after the warning"),
         Flag("reboot-timeout", "duration", 7 * 86400.0, "still alive this long after the reboot call: exit 1"),
     ]
-    head = f"Usage: {PROG} [flags]\n\nReboot this host when it needs it, holding a slot of the cluster reboot lock."
+    head = (f"Usage: {PROG} [flags]\n\nReboot this host when it needs it; with the etcd-lock strategy, holding a "
+            "slot of the cluster reboot lock meanwhile.")
     return FlagSet(PROG, "LOCKSMITHD", global_flags() + own, head)
 
 
@@ -370,7 +376,7 @@ def _environment(values: dict[str, Any], explicit_files: bool) -> dict[str, str]
 
 def settings(values: dict[str, Any]) -> Settings:
     """Validate the parsed flags; Fatal with locksmith's message on a bad one."""
-    strategy = values["reboot-strategy"] or "reboot"
+    strategy = values["reboot-strategy"] or DEFAULT_STRATEGY
     if strategy not in STRATEGIES:
         raise Fatal(f"unknown strategy: {strategy}")
     start, length = values["reboot-window-start"], values["reboot-window-length"]
