@@ -1,12 +1,13 @@
 """`pyetcdctl`: etcdctl's v2 commands (as Debian's etcd-client 3.4 runs them with ETCDCTL_API=2).
 
 Commands: get, set, mk, mkdir, setdir, update, updatedir, rm, rmdir, ls, watch, exec-watch,
-member list|add|remove|update, cluster-health, backup, help. Output, error wording and exit codes follow
+member list|add|remove|update, cluster-health, backup, user add|get|list|remove|grant|revoke|passwd,
+role add|get|list|remove|grant|revoke, auth enable|disable, help. Output, error wording and exit codes follow
 etcdctl: 0 ok; 1 bad arguments or usage; 2 the cluster cannot be reached while syncing; 3 unknown
 command; 4 a failed request; 5 cluster-health found an unhealthy member.
 
 Layout: ctl_flags (parsing, help), ctl_conn (endpoints, failover, timeouts), ctl_output (formats,
-errors), ctl_keys and ctl_cluster (the commands); ops/backup.py does the backup itself.
+errors), ctl_keys, ctl_cluster and ctl_auth (the commands); ops/backup.py does the backup itself.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .. import __version__
+from . import ctl_auth as au
 from . import ctl_cluster as cl
 from . import ctl_keys as k
 from .ctl_conn import EXIT_BAD_ARGS, Exit, GlobalOptions
@@ -25,6 +27,7 @@ from .ctl_flags import (
     BOOL,
     DURATION,
     INT,
+    SLICE,
     STRING,
     Command,
     Flag,
@@ -65,6 +68,7 @@ _TTL = Flag(("ttl",), INT, "key time-to-live in seconds")
 _SORT = Flag(("sort",), BOOL, "returns result in sorted order")
 _QUORUM = Flag(("quorum", "q"), BOOL, "require quorum for get request")
 _AFTER = Flag(("after-index",), INT, "watch after the given index")
+_ROLES = (Flag(("roles",), SLICE, "List of roles to grant or revoke"),)
 _SET_DESCRIPTION = ("Set sets the value of a key.\n\n   When <value> begins with '-', <value> is interpreted as a "
                     "flag.\n   Insert '--' for workaround:\n\n   $ set -- <key> <value>")
 
@@ -128,6 +132,32 @@ COMMANDS = (
         Command("remove", "remove an existing member from the etcd cluster", "<memberID>", run=cl.cmd_member_remove),
         Command("update", "update an existing member in the etcd cluster", "<memberID> <peerURLs>",
                 run=cl.cmd_member_update))),
+    Command("user", "user add, grant and revoke subcommands", subcommands=(
+        Command("add", "add a new user for the etcd cluster", "<user>", run=au.cmd_user_add),
+        Command("get", "get details for a user", "<user>", run=au.cmd_user_get),
+        Command("list", "list all current users", "<user>", run=au.cmd_user_list),
+        Command("remove", "remove a user for the etcd cluster", "<user>", run=au.cmd_user_remove),
+        Command("grant", "grant roles to an etcd user", "<user>", flags=_ROLES, run=au.cmd_user_grant),
+        Command("revoke", "revoke roles for an etcd user", "<user>", flags=_ROLES, run=au.cmd_user_revoke),
+        Command("passwd", "change password for a user", "<user>", run=au.cmd_user_passwd))),
+    Command("role", "role add, grant and revoke subcommands", subcommands=(
+        Command("add", "add a new role for the etcd cluster", "<role> ", run=au.cmd_role_add),
+        Command("get", "get details for a role", "<role>", run=au.cmd_role_get),
+        Command("list", "list all roles", " ", run=au.cmd_role_list),
+        Command("remove", "remove a role from the etcd cluster", "<role>", run=au.cmd_role_remove),
+        Command("grant", "grant path matches to an etcd role", "<role>", flags=(
+            Flag(("path",), STRING, "Path granted for the role to access"),
+            Flag(("read",), BOOL, "Grant read-only access"),
+            Flag(("write",), BOOL, "Grant write-only access"),
+            Flag(("readwrite", "rw"), BOOL, "Grant read-write access")), run=au.cmd_role_grant),
+        Command("revoke", "revoke path matches for an etcd role", "<role>", flags=(
+            Flag(("path",), STRING, "Path revoked for the role to access"),
+            Flag(("read",), BOOL, "Revoke read access"),
+            Flag(("write",), BOOL, "Revoke write access"),
+            Flag(("readwrite", "rw"), BOOL, "Revoke read-write access")), run=au.cmd_role_revoke))),
+    Command("auth", "overall auth controls", subcommands=(
+        Command("enable", "enable auth access controls", " ", run=au.cmd_auth_enable),
+        Command("disable", "disable auth access controls", " ", run=au.cmd_auth_disable))),
 )
 HELP_FLAG = Flag(("help", "h"), BOOL, "show help")
 HELP_COMMAND = Command("help", "Shows a list of commands or help for one command", "[command]", aliases=("h",))
@@ -151,7 +181,8 @@ def _no_topic(err: TextIO, name: str) -> int:
 
 
 def _help(words: list[str], out: TextIO, err: TextIO) -> int:
-    """`help`, `help <command>`, `help member <subcommand>`."""
+    """`help`, `help <command>`. A command with subcommands shows its short form even when a subcommand is
+    named (`help member list`, `help user grant`), as etcdctl 3.4 does."""
     if not words:
         out.write(_app_help())
         return 0
@@ -159,12 +190,7 @@ def _help(words: list[str], out: TextIO, err: TextIO) -> int:
     if cmd is None:
         return _no_topic(err, words[0])
     prog = f"{PROG} {cmd.name}"
-    if cmd.subcommands and len(words) > 1:
-        sub = cmd.find(words[1])
-        if sub is None:
-            return _no_topic(err, words[1])
-        out.write(command_help(f"{prog} {sub.name}", sub))
-    elif cmd.subcommands:
+    if cmd.subcommands:
         out.write(f"NAME:\n   {prog} - {cmd.usage}\n\nUSAGE:\n   {prog} [arguments...]\n")
     else:
         out.write(command_help(prog, cmd))

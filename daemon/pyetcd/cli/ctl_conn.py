@@ -4,6 +4,11 @@ Theory of operation (etcdctl v2 over Go's client package):
 * Endpoints come from --endpoints, ETCDCTL_ENDPOINTS, --endpoint, ETCDCTL_ENDPOINT, --peers/-C,
   ETCDCTL_PEERS, else http://127.0.0.1:2379,http://127.0.0.1:4001. A missing scheme becomes http;
   "host:port" is Go's parse error; a scheme other than http(s) fails each request, not the start.
+* --username user[:password] (else ETCDCTL_USERNAME) sends HTTP basic auth with every request; without
+  ":password" the password is asked for first, as etcdctl's speakeasy asks: the prompt on stdout, echo
+  turned off with `stty -echo` on stdin (so a non-terminal stdin gets stty's own complaint on stderr, as
+  with etcdctl), one line read from stdin byte by byte (a trailing CR dropped; EOF ends it), echo back
+  on, a newline on stdout.
 * Unless --no-sync, the client first syncs: GET /v2/members and use the members' client URLs as
   endpoints. A sync failing to connect at all ends the command (exit 2); other sync failures are
   ignored and the given endpoints stay.
@@ -15,9 +20,11 @@ Theory of operation (etcdctl v2 over Go's client package):
 
 from __future__ import annotations
 
-import getpass
 import os
+import shutil
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -90,9 +97,63 @@ def endpoint_list(opts: GlobalOptions, env: dict[str, str]) -> list[str]:
     return out
 
 
-def connection_options(opts: GlobalOptions, env: dict[str, str]) -> ConnectionOptions:
+class PasswordError(Exception):
+    """The password could not be read (etcdctl: the error of the read)."""
+
+
+def _stty(fd: int | None, setting: str) -> None:
+    """speakeasy's echoOff/echoOn: run stty on our stdin, with our stdout and stderr."""
+    stty = "/bin/stty" if os.path.exists("/bin/stty") else shutil.which("stty")
+    if fd is None:
+        return
+    if stty is None:  # no stty binary: do its job on a terminal ourselves
+        if os.isatty(fd):
+            import termios
+
+            attrs = termios.tcgetattr(fd)
+            attrs[3] = attrs[3] & ~termios.ECHO if setting == "-echo" else attrs[3] | termios.ECHO
+            termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        return
+    subprocess.run(["stty", setting], executable=stty, stdin=fd, check=False)  # argv[0] "stty", as speakeasy
+
+
+def _fileno(stream: object) -> int | None:
+    try:
+        return int(stream.fileno())  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def ask_password(prompt: str, out: TextIO, stdin: TextIO) -> str:
+    """speakeasy.Ask: see the module docstring. Raises PasswordError if stdin cannot be read."""
+    if prompt:
+        out.write(prompt)
+    out.flush()
+    sys.stderr.flush()  # stty writes to our stderr itself
+    fd = _fileno(stdin)
+    _stty(fd, "-echo")
+    try:
+        data = bytearray()
+        while True:
+            try:
+                b = os.read(fd, 1) if fd is not None else stdin.read(1).encode()
+            except OSError as e:
+                raise PasswordError(f"read /dev/stdin: {(e.strerror or str(e)).lower()}") from None
+            if not b or b == b"\n":
+                break
+            data += b
+    finally:
+        _stty(fd, "echo")
+        out.write("\n")
+        out.flush()
+    return data.decode("utf-8", "replace").removesuffix("\r")
+
+
+def connection_options(opts: GlobalOptions, env: dict[str, str],
+                       ask: Callable[[str], str] | None = None) -> ConnectionOptions:
     """The global flags (else their ETCDCTL_* variables) as connection options, checked as etcdctl does.
-    Raises ValueError with etcdctl's message. A --username without ":password" asks for the password."""
+    Raises ValueError with etcdctl's message. A --username without ":password" asks for the password
+    with `ask(prompt)` (default: on this process's terminal streams)."""
     options = ConnectionOptions(endpoints=tuple(endpoint_list(opts, env)),
                                 ca_file=opts.ca_file or env.get("ETCDCTL_CA_FILE", ""),
                                 cert_file=opts.cert_file or env.get("ETCDCTL_CERT_FILE", ""),
@@ -107,20 +168,23 @@ def connection_options(opts: GlobalOptions, env: dict[str, str]) -> ConnectionOp
     if not user:
         return options
     name, sep, password = user.partition(":")
-    return replace(options, username=name, password=password if sep else getpass.getpass("Password: "))
+    if not sep:
+        password = (ask or (lambda p: ask_password(p, sys.stdout, sys.stdin)))("Password: ")
+    return replace(options, username=name, password=password)
 
 
 class Conn:
     """The cluster as one command sees it."""
 
-    def __init__(self, opts: GlobalOptions, err: TextIO, env: dict[str, str] | None = None) -> None:
+    def __init__(self, opts: GlobalOptions, err: TextIO, env: dict[str, str] | None = None,
+                 ask: Callable[[str], str] | None = None) -> None:
         self.opts = opts
         self.err = err
         env = dict(os.environ) if env is None else env
         try:
-            self.options = connection_options(opts, env)
+            self.options = connection_options(opts, env, ask)
             self.ssl_context = self.options.ssl_context()  # none without TLS files: https uses the system's CAs
-        except (ValueError, ssl.SSLError, OSError) as e:
+        except (ValueError, ssl.SSLError, OSError, PasswordError) as e:
             err.write(f"{e}\n")
             raise Exit(1) from None
         self.endpoints = list(self.options.endpoints)  # a sync replaces them

@@ -26,6 +26,7 @@ from ..gocompat.flag import HelpRequested as HelpRequested
 from ..gocompat.flag import UsageError as UsageError
 
 BOOL, STRING, INT, DURATION = "bool", "string", "int", "duration"
+SLICE = "slice"  # urfave's StringSliceFlag: repeatable, each use appends one value (no comma splitting)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class Flag:
     def initial(self) -> Any:
         if self.default is not None:
             return self.default
+        if self.kind == SLICE:
+            return []
         return {BOOL: False, STRING: "", INT: 0, DURATION: 0.0}[self.kind]
 
 
@@ -66,7 +69,7 @@ class Command:
 # ---- values ------------------------------------------------------------------------------------
 
 _VALUE: dict[str, Callable[[str], Any]] = {STRING: str, BOOL: goflag.bool_value, INT: goflag.int_value,
-                                          DURATION: goflag.duration_value}
+                                          DURATION: goflag.duration_value, SLICE: str}
 
 
 # ---- parsing -----------------------------------------------------------------------------------
@@ -118,6 +121,9 @@ def parse(flags: Sequence[Flag], words: Sequence[str]) -> tuple[dict[str, Any], 
         assert flag is not None
         if value is None:
             values[flag.name] = True
+            continue
+        if flag.kind == SLICE:
+            values[flag.name] = [*values[flag.name], value]
             continue
         try:
             values[flag.name] = _VALUE[flag.kind](value)

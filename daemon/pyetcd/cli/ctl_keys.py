@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ..client.v2 import ClientError, KeysClient, Response
-from .ctl_conn import EXIT_BAD_ARGS, EXIT_SERVER_ERROR, Conn, Exit, GlobalOptions
+from .ctl_conn import EXIT_BAD_ARGS, EXIT_SERVER_ERROR, Conn, Exit, GlobalOptions, ask_password
 from .ctl_output import CtlClusterError, DeadlineExceeded, endpoint_error, handle_error, print_response
 from .sigint import sigint_raises
 
@@ -33,9 +33,13 @@ class Ctx:
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
     def connect(self, sync: bool = True) -> Conn:
-        conn = Conn(self.opts, self.err, self.env)
+        conn = Conn(self.opts, self.err, self.env, ask=self.ask)
         conn.sync(skip=not sync)
         return conn
+
+    def ask(self, prompt: str) -> str:
+        """etcdctl's password prompt on this command's streams (ctl_conn.ask_password)."""
+        return ask_password(prompt, self.out, self.stdin)
 
     def fail(self, e: BaseException, code: int = EXIT_SERVER_ERROR) -> Exit:
         handle_error(e, self.err)

@@ -30,8 +30,8 @@ class ConnectionOptions:
         return client_context(self.ca_file, self.cert_file, self.key_file)
 
     def urls(self) -> list[str]:
-        """The endpoints with the credentials as their userinfo (replacing any there), which is where
-        KeysClient reads basic auth from."""
+        """The endpoints with the credentials as their userinfo (replacing any there): the form for tools
+        that take URLs only."""
         if not self.username:
             return list(self.endpoints)
         cred = quote(self.username, safe="") + ":" + quote(self.password, safe="")
@@ -48,5 +48,6 @@ def connect(options: ConnectionOptions, *, ssl_context: ssl.SSLContext | None = 
     """A keys client over `options`. `ssl_context`: one already built from these options, to share it
     between clients (default: build it). `on_request` sees every request before it is sent (pyetcdctl's
     --debug)."""
-    return KeysClient(options.urls(), ssl_context=ssl_context or options.ssl_context(),
-                      timeout=options.request_timeout_s, on_request=on_request)
+    return KeysClient(options.endpoints, ssl_context=ssl_context or options.ssl_context(),
+                      timeout=options.request_timeout_s, on_request=on_request,
+                      username=options.username or None, password=options.password)

@@ -1,7 +1,8 @@
 """A small blocking etcd v2 keys client on http.client, behaving like Go's etcd `client` (v2) package.
 
 Theory of operation:
-* An endpoint is `scheme://[user:pass@]host[:port][/base]`. A key's URL path is
+* An endpoint is `scheme://[user:pass@]host[:port][/base]`. The userinfo, or the client's own
+  `username`/`password` (which win), become HTTP basic auth (etcd v2 auth) on every request to it. A key's URL path is
   `base + prefix + "/" + key`, cleaned like Go's CanonicalURLPath (path.Clean, a trailing "/" kept).
   `prefix` defaults to "/v2/keys" (an ordinary cluster endpoint such as http://127.0.0.1:2379).
   Discovery passes the whole token URL as the endpoint and prefix="", so keys land directly under the
@@ -142,11 +143,16 @@ class _EndpointFailed(Exception):
     """This endpoint gave no usable answer; the cluster client moves on to the next one."""
 
 
+def basic_auth(username: str, password: str) -> str:
+    """An Authorization header value: HTTP basic auth, the credentials UTF-8 encoded."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
 def _basic(username: str | None, password: str | None) -> str | None:
+    """Basic auth from a URL's (percent-encoded) userinfo, if it has any."""
     if username is None:
         return None
-    raw = f"{unquote(username)}:{unquote(password or '')}".encode()
-    return "Basic " + base64.b64encode(raw).decode()
+    return basic_auth(unquote(username), unquote(password or ""))
 
 
 def _origin(scheme: str, host: str | None, port: int | None, text: str) -> _Origin:
@@ -195,12 +201,18 @@ class KeysClient:
 
     def __init__(self, endpoints: Sequence[str], *, prefix: str = "/v2/keys", ssl_context: ssl.SSLContext | None = None,
                  timeout: float = DEFAULT_TIMEOUT_S, proxy: str | None = None,
-                 on_request: Callable[[str, str, bytes | None], None] | None = None) -> None:
+                 on_request: Callable[[str, str, bytes | None], None] | None = None,
+                 username: str | None = None, password: str | None = None) -> None:
+        """`username` (with `password`, default empty): etcd v2 auth credentials, sent as HTTP basic auth
+        with every request, in place of any user:password in the endpoint URLs."""
         if isinstance(endpoints, str):
             raise TypeError("endpoints must be a sequence of URLs, not one string")
         if not endpoints:
             raise ValueError("no endpoints given")
         self._endpoints = [_parse_endpoint(e) for e in endpoints]
+        if username is not None:
+            auth = basic_auth(username, password or "")
+            self._endpoints = [_Endpoint(e.origin, e.base_path, auth) for e in self._endpoints]
         self._prefix = "/" + prefix if prefix and not prefix.startswith("/") else prefix
         self._ssl_context = ssl_context
         self._timeout = timeout
