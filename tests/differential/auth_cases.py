@@ -30,7 +30,7 @@ import base64
 import json
 from typing import Any
 
-from tests.differential.harness import JSON_CT, Case, Send, case, req
+from tests.differential.harness import JSON_CT, Case, Send, WatchEnd, WatchStart, case, req
 
 # ---- step builders ---------------------------------------------------------------------------------
 
@@ -111,12 +111,17 @@ def disabled_setup() -> Case:
         call("GET", "/v2/auth/users/root/extra"),
         call("GET", "/v2/auth/roles/root/extra"),
         call("GET", "/v2/auth/nothing"),
+        call("GET", "/v2/auth"),
+        call("GET", "/v2/auth/enable/"),
+        call("GET", "/v2/auth/users/root/"),
+        call("GET", "/v2/auth/users/a%2Fb"),
         call("PUT", "/v2/auth/enable"),  # no root user: 409
         call("DELETE", "/v2/auth/enable"),  # already disabled: 409
         mark(),
         call("PUT", "/v2/auth/users/root", raw="{not json"),
         call("PUT", "/v2/auth/users/root", js={"user": "toor", "password": "x"}),
         user("root"),  # no password: 400
+        user("root", password="rootpw", roles="root"),  # roles not a list: 400
         user("root", password="rootpw"),  # created from a password: 201
         mark(),
         call("GET", "/v2/auth/users/root"),
@@ -139,6 +144,9 @@ def disabled_setup() -> Case:
         role("writer", permissions=perms(["/app/*"], ["/app/*"])),
         role("mid", permissions=perms(["/a/*/b"])),
         role("empty"),  # no permissions at all
+        role("partial", permissions={"kv": {"read": ["/x"]}}),  # write stays null
+        role("partial", grant=perms()),  # an empty grant is a create: 409
+        role("partial", grant={"kv": {"write": ["/x"]}}),
         mark(),
         call("GET", "/v2/auth/roles"),
         call("GET", "/v2/auth/roles/reader"),
@@ -147,6 +155,7 @@ def disabled_setup() -> Case:
         user("bob", password="bobpw"),
         user("dave", password="davepw", roles=["mid"]),
         user("carol", password="pa:ss:word", roles=["reader"]),
+        user("norole", password="noropw"),
         mark(),
         user("alice", password="x", roles=["reader"]),  # exists: 409
         user("bob", grant=["writer"]),
@@ -222,6 +231,7 @@ def credentials() -> Case:
         kv("GET", "/idx/mark", "Basic  " + token),  # two spaces
         kv("GET", "/idx/mark", "Basic " + token.rstrip("=")),  # unpadded
         kv("GET", "/idx/mark", CAROL),
+        kv("GET", "/idx/mark", ("norole", "noropw")),  # a user does not get the guest's access
         kv("PUT", "/idx/mark", ("root", "wrong"), value="x"),
         call("GET", "/v2/auth/users", "Basic !!!"),
         call("GET", "/v2/auth/enable", ("root", "wrong")),
@@ -276,6 +286,9 @@ def guest_revoked() -> Case:
         kv("GET", "/", ALICE),
         kv("GET", "/other", ALICE),
         kv("GET", "/other", ALICE, query="wait=true"),
+        WatchStart("alice", req("GET", "/v2/keys/app/x?wait=true", headers=authorization(ALICE))),
+        kv("PUT", "/app/x", ROOT, value="watched"),
+        WatchEnd("alice"),
         kv("GET", "/app/x", CAROL),
         # dave: mid = read "/a/*/b", a literal key
         kv("GET", "/a/*/b", DAVE),
