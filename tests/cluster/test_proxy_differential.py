@@ -4,7 +4,9 @@
 the peers' GET /members and forward client requests to the members' client URLs. Every case of
 tests/differential/cases.py is sent through each proxy in turn (first etcd's, then ours, on key prefixes
 of the same length: /E-<case> and /P-<case>), so both see the same cluster and, the cases running one
-after the other, the same index deltas; answers are normalised as in the single-server differential
+after the other, the same index deltas; ours is restarted until it forwards to the same member as etcd's
+(each proxy sends everything to the first endpoint of a list it shuffles), so member-specific answers
+(stats) compare too; answers are normalised as in the single-server differential
 (tests/differential/harness.py) plus: the prefix is replaced by {ns}, the multiset of header names is
 compared (a proxy adds its own CORS headers on top of the member's, so etcd's proxy answers carry them
 twice), and a watch's framing (chunked or Content-Length: etcd's proxy buffers the whole long-poll answer
@@ -63,23 +65,19 @@ pytestmark = pytest.mark.skipif(not etcd_available(), reason="etcd (Debian etcd-
 AGAINST = os.environ.get("PROXY_DIFF_AGAINST", "pyetcd")
 READY_S = 20.0
 REFRESH_MS = 1000  # the failure tests' proxies re-read the members every second (bounds their waits)
-DIFF_REFRESH_MS = 30000  # etcd's default: the endpoint order (etcd's proxy uses the first) rarely changes
 FAILURE_WAIT_MS = 1000
 
-# Cases whose answer depends on which member the proxy picked, not on the proxy: etcd's proxy sends every
-# request to the first endpoint of a list it shuffles at each refresh, so a member-specific answer (its own
-# name and stats, 403 "not current leader" from a follower) differs run to run even etcd against etcd.
-MEMBER_SPECIFIC = {
-    "s_self": "the answering member's own stats (name, id, leaderInfo)",
-    "s_self_query_ignored": "the answering member's own stats",
-    "s_leader": "200 from the leader, 403 from a follower",
-    "s_store": "the answering member's own counters",
-}
+# Both proxies of the differential pair forward to the same member (ours is restarted until its first
+# endpoint is etcd's proxy's), for the whole module (refresh interval an hour): so even a member-specific
+# answer (its own stats, 403 "not current leader" from a follower) is comparable, and a read right after
+# a write through the same proxy is never stale.
+DIFF_REFRESH_MS = 3_600_000
+SAME_MEMBER_TRIES = 30
 # Stream watches: etcd's proxy copies the member's answer through Go's buffered ResponseWriter without
 # flushing, so a stream's small events (and even its head) stay in the proxy until 4 KiB accumulate. The
 # case would time out on etcd's side; test_stream_watch compares streams fairly.
 BUFFERED_BY_ETCD = {"w_stream", "w_stream_single_key", "w_stream_history_then_live"}
-EXCLUDED = {**MEMBER_SPECIFIC, **{n: "etcd's proxy buffers stream events" for n in BUFFERED_BY_ETCD}}
+EXCLUDED = {n: "etcd's proxy buffers stream events" for n in BUFFERED_BY_ETCD}
 PROXY_CASES = [c for c in CASES if c.name not in EXCLUDED]
 
 
@@ -161,11 +159,22 @@ class Pair:
         return self.ref, self.got
 
 
-def start_pair(c: Cluster, starter: StartProxy, mode: str = "on", refresh_ms: int = REFRESH_MS) -> Pair:
+def start_pair(c: Cluster, starter: StartProxy, mode: str = "on", refresh_ms: int = REFRESH_MS,
+               same_member: bool = False) -> Pair:
+    """Start etcd's proxy and the one under test. With `same_member`, ours is restarted until the first of
+    its endpoints, the member it forwards everything to, is etcd's proxy's first (each start shuffles)."""
     extra = ["--proxy-refresh-interval", str(refresh_ms), "--proxy-failure-wait", str(FAILURE_WAIT_MS)]
     pair = Pair(Side("etcd", mode, starter, extra), Side(other_kind(), mode, starter, extra), c)
     for side in pair.both:
         side.start(c)
+    for _ in range(SAME_MEMBER_TRIES if same_member else 0):
+        if pair.got.endpoints()[0] == pair.ref.endpoints()[0]:
+            break
+        pair.got.stop()
+        pair.got.start(c)
+    if same_member:
+        names = [json.loads(exchange(p.port, "GET", "/v2/stats/self").body)["name"] for p in pair.both]
+        assert names[0] == names[1], f"the proxies forward to different members: {names}"
     return pair
 
 
@@ -184,7 +193,7 @@ def diff_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def pair(diff_cluster: Cluster) -> Iterator[Pair]:
     starter = StartProxy(diff_cluster.base)
     try:
-        p = start_pair(diff_cluster, starter, refresh_ms=DIFF_REFRESH_MS)
+        p = start_pair(diff_cluster, starter, refresh_ms=DIFF_REFRESH_MS, same_member=True)
         # One write, so that the base index is never 0 (see tests/differential/test_differential.py).
         exchange(p.ref.port, "PUT", "/v2/keys/diff-warmup", b"value=w", [("Content-Type", FORM)])
         yield p
