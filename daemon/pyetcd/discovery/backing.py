@@ -1,5 +1,9 @@
-"""The token service's backing v2 keyspace: endpoints with failover and TLS, and reading a response
-while watching whether the client is still there."""
+"""The token service's backing v2 keyspace: endpoints with failover, TLS and credentials, and reading a
+response while watching whether the client is still there.
+
+Credentials (--etcd-username/--etcd-password): every connection to a backing endpoint sends the service's
+own basic auth with each request, in place of any Authorization header a proxied client sent (the
+service talks to the backing store as itself)."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from collections.abc import Sequence
 from urllib.parse import urlencode, urlsplit
 
 from ..client.tls import client_context
+from ..client.v2 import basic_auth
 from .service_settings import REGISTRY, Settings
 
 # ---- the backing keyspace ----------------------------------------------------------------------
@@ -22,20 +27,46 @@ class BackingError(Exception):
     """No backing endpoint gave a usable answer."""
 
 
+class _Authed(http.client.HTTPConnection):
+    """Every request carries `auth`; a caller's own Authorization header is dropped."""
+
+    auth = ""
+
+    def putrequest(self, method: str, url: str, skip_host: bool = False, skip_accept_encoding: bool = False) -> None:
+        super().putrequest(method, url, skip_host=skip_host, skip_accept_encoding=skip_accept_encoding)
+        super().putheader("Authorization", self.auth)
+
+    def putheader(self, header: str | bytes, *values: object) -> None:
+        name = header.decode("latin-1") if isinstance(header, bytes) else header
+        if name.strip().lower() != "authorization":
+            super().putheader(header, *values)  # type: ignore[arg-type]
+
+
+class _AuthedHTTP(_Authed):
+    pass
+
+
+class _AuthedHTTPS(_Authed, http.client.HTTPSConnection):
+    pass
+
+
 class Backing:
-    """The backing endpoints: which one to try first, TLS, and small requests with failover.
+    """The backing endpoints: which one to try first, TLS, credentials, and small requests with failover.
 
     Invariant: `_preferred` indexes `_endpoints`. Connection-level failures (and 5xx answers) move
     the preference on to the next endpoint, so a dead member costs one failed dial, not one per
     request.
     """
 
-    def __init__(self, endpoints: Sequence[str], tls: ssl.SSLContext | None, timeout_s: float) -> None:
+    def __init__(self, endpoints: Sequence[str], tls: ssl.SSLContext | None, timeout_s: float,
+                 auth: str | None = None) -> None:
+        """`auth`: an Authorization header value (backing_auth) for every backing request, or None."""
         self._endpoints = list(endpoints)
         self._preferred = 0
         self._lock = threading.Lock()
         self.tls = tls
         self.timeout_s = timeout_s
+        self.auth = auth
 
     @property
     def endpoints(self) -> list[str]:
@@ -63,10 +94,15 @@ class Backing:
     def connection(self, endpoint: str, timeout_s: float) -> http.client.HTTPConnection:
         u = urlsplit(endpoint)
         host = u.hostname or "127.0.0.1"
+        conn: http.client.HTTPConnection
         if u.scheme == "https":
-            return http.client.HTTPSConnection(host, u.port or 443, timeout=timeout_s,
-                                               context=self.tls or ssl.create_default_context())
-        return http.client.HTTPConnection(host, u.port or 80, timeout=timeout_s)
+            https = _AuthedHTTPS if self.auth else http.client.HTTPSConnection
+            conn = https(host, u.port or 443, timeout=timeout_s, context=self.tls or ssl.create_default_context())
+        else:
+            conn = (_AuthedHTTP if self.auth else http.client.HTTPConnection)(host, u.port or 80, timeout=timeout_s)
+        if isinstance(conn, _Authed):
+            conn.auth = self.auth or ""
+        return conn
 
     def call(self, method: str, target: str, form: dict[str, str] | None = None) -> tuple[int, bytes]:
         """One small request (etcd's Go client style: form body), failing over across endpoints."""
@@ -105,6 +141,13 @@ class Backing:
         status, data = self.call("DELETE", f"{REGISTRY}/{token}?recursive=true")
         if not 200 <= status < 300:
             raise BackingError(f"deleting the token gave {status}: {data[:200]!r}")
+
+
+def backing_auth(settings: Settings) -> str | None:
+    """The Authorization header for the backing endpoints, if credentials are set."""
+    if not settings.etcd_username:
+        return None
+    return basic_auth(settings.etcd_username, settings.etcd_password or "")
 
 
 def backing_tls(settings: Settings) -> ssl.SSLContext | None:

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 from ..gocompat.net import ascii_query, html_escape, multipart_fields, quote_path
 from ..gocompat.strconv import atoi
 from ..http import forms
-from .backing import Backing, BackingError, ClientGone, SocketShim, WatchfulReader, backing_tls
+from .backing import Backing, BackingError, ClientGone, SocketShim, WatchfulReader, backing_auth, backing_tls
 from .service_settings import (
     _CHUNK_SIZE_RE,
     _FOLD_RE,
@@ -522,7 +522,7 @@ def make_server(settings: Settings) -> DiscoveryServer:
     if settings.cert_file:
         serving_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         serving_tls.load_cert_chain(settings.cert_file, settings.key_file)
-    backing = Backing(settings.etcd, backing_tls(settings), settings.etcd_timeout_s)
+    backing = Backing(settings.etcd, backing_tls(settings), settings.etcd_timeout_s, backing_auth(settings))
     try:
         return DiscoveryServer(address, family, backing, settings.host, serving_tls)
     except OSError:

@@ -53,6 +53,8 @@ class Settings:
     etcd_ca_file: str | None = None
     etcd_cert_file: str | None = None
     etcd_key_file: str | None = None
+    etcd_username: str | None = None  # etcd v2 auth on the backing endpoints (HTTP basic auth)
+    etcd_password: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
     etcd_timeout_s: float = 1.0    # per request of /new and /health (the original's 1 s header timeout)
@@ -67,6 +69,8 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("etcd-ca-file", "DISC_ETCD_CA_FILE", "FILE", "CA bundle to verify https backing endpoints"),
     ("etcd-cert-file", "DISC_ETCD_CERT_FILE", "FILE", "client certificate for the backing endpoints"),
     ("etcd-key-file", "DISC_ETCD_KEY_FILE", "FILE", "key of --etcd-cert-file"),
+    ("etcd-username", "DISC_ETCD_USERNAME", "USER", "etcd v2 auth user for the backing endpoints (basic auth)"),
+    ("etcd-password", "DISC_ETCD_PASSWORD", "PASSWORD", "its password (better given as the variable)"),
     ("cert-file", "DISC_CERT_FILE", "FILE", "serve https with this certificate"),
     ("key-file", "DISC_KEY_FILE", "FILE", "key of --cert-file"),
     ("etcd-timeout", "DISC_ETCD_TIMEOUT", "SECONDS", "per backing request of /new and /health (default 1)"),
@@ -103,6 +107,8 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
     for cert, key in (("cert-file", "key-file"), ("etcd-cert-file", "etcd-key-file")):
         if bool(values[cert]) != bool(values[key]):
             raise ConfigError(f"--{cert} and --{key} go together")
+    if values["etcd-password"] and not values["etcd-username"]:
+        raise ConfigError("--etcd-password needs --etcd-username")
     try:
         timeout = float(values["etcd-timeout"] or 1.0)
     except ValueError:
@@ -114,7 +120,8 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
         raise ConfigError(f"--log-level: unknown level {level!r}")
     return Settings(etcd=endpoints, host=values["host"] if values["host"] is not None else DEFAULT_HOST,
                     addr=addr, etcd_ca_file=values["etcd-ca-file"], etcd_cert_file=values["etcd-cert-file"],
-                    etcd_key_file=values["etcd-key-file"], cert_file=values["cert-file"],
+                    etcd_key_file=values["etcd-key-file"], etcd_username=values["etcd-username"],
+                    etcd_password=values["etcd-password"], cert_file=values["cert-file"],
                     key_file=values["key-file"], etcd_timeout_s=timeout, log_level=level)
 
 

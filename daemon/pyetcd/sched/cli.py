@@ -7,8 +7,10 @@
     pyetcd-sched scheduler [--ttl 10]
 
 Every command takes --endpoints (comma-separated; default $PYETCD_SCHED_ENDPOINTS or
-http://127.0.0.1:2379), --prefix (default /sched) and --cacert/--cert/--key for TLS. Exit status: 0, 1 on
-an error (message on stderr), 2 on bad usage.
+http://127.0.0.1:2379), --prefix (default /sched), --cacert/--cert/--key for TLS, and for etcd v2 auth
+--user USER[:PASSWORD] and --password (as etcdctl v3 names them; default $PYETCD_SCHED_USER and
+$PYETCD_SCHED_PASSWORD, the way to keep a password off the command line). Exit status: 0, 1 on an error
+(message on stderr), 2 on bad usage.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ from .scheduler import Scheduler, SchedulerConfig
 from .systemd import SystemdRunner, detect_own_unit
 
 ENDPOINTS_ENV = "PYETCD_SCHED_ENDPOINTS"
+USER_ENV = "PYETCD_SCHED_USER"
+PASSWORD_ENV = "PYETCD_SCHED_PASSWORD"
 DEFAULT_ENDPOINTS = "http://127.0.0.1:2379"
 
 
@@ -56,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--cacert", default="", help="CA bundle for https endpoints")
     common.add_argument("--cert", default="", help="client certificate (with --key)")
     common.add_argument("--key", default="", help="client key")
+    common.add_argument("--user", default=os.environ.get(USER_ENV, ""), metavar="USER[:PASSWORD]",
+                        help=f"etcd v2 auth user, sent as basic auth (default ${USER_ENV})")
+    common.add_argument("--password", default=os.environ.get(PASSWORD_ENV), metavar="PASSWORD",
+                        help=f"the user's password; wins over one in --user (default ${PASSWORD_ENV})")
     common.add_argument("--timeout", type=float, default=5.0, help="request timeout in seconds")
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
@@ -100,10 +108,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def connection_options(args: argparse.Namespace) -> ConnectionOptions:
     """The common flags as connection options. A --key without --cert is ignored; a --cert without --key
-    holds its key in the same PEM."""
+    holds its key in the same PEM. --user splits at its first colon; --password, if given, wins."""
+    user, _, password = (getattr(args, "user", "") or "").partition(":")
+    if getattr(args, "password", None) is not None:
+        password = args.password
+    if password and not user:
+        raise ValueError("--password needs --user")
     return ConnectionOptions(endpoints=tuple(e.strip() for e in args.endpoints.split(",") if e.strip()),
                              ca_file=args.cacert or "", cert_file=args.cert or "",
-                             key_file=(args.key or "") if args.cert else "", request_timeout_s=args.timeout)
+                             key_file=(args.key or "") if args.cert else "", request_timeout_s=args.timeout,
+                             username=user, password=password)
 
 
 def _kv(args: argparse.Namespace) -> KV:
