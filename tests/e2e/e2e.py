@@ -24,7 +24,8 @@
    keeps every member's data and identity.
 
 Always cleans up (containers, token store, namespaces), also on failure or Ctrl-C; on failure the
-diagnostics (journal, cloud-init log, unit status of each member) are kept in the work directory.
+diagnostics (journal, cloud-init log, unit status of each member) are kept in the work directory, with
+each container's whole journal (journal-NAME/, `journalctl -D`), also of a container already gone.
 The last line printed is the result: `e2e: PASS (...)` or `e2e: FAIL <check>: <why>`; exit 0 or 1.
 """
 
@@ -402,11 +403,15 @@ class Cluster:
 
     def boot(self) -> None:
         for node in self.nodes:
+            # The journal lives in the work directory: readable after the container is gone
+            # (`journalctl -D WORK/journal-NAME`), kept with the diagnostics.
+            journal = self.work / f"journal-{node.name}"
+            journal.mkdir()
             cmd = ["systemd-nspawn", "-b", "-D", self.args.rootfs, "--volatile=overlay", "--register=no",
                    "--keep-unit", f"--network-namespace-path=/run/netns/{node.netns}",
                    f"--machine={node.name}", f"--uuid={uuid.uuid4().hex}",
                    f"--bind-ro={node.seed}:/var/lib/cloud/seed/nocloud",
-                   f"--bind-ro={self.dist}:/mnt/dist", "--console=pipe"]
+                   f"--bind-ro={self.dist}:/mnt/dist", f"--bind={journal}:/var/log/journal", "--console=pipe"]
             node.proc = subprocess.Popen(cmd, stdout=open(node.console, "wb"), stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, env=SYS_ENV)
         for node in self.nodes:
