@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 from pyetcd.http.client_api import CORS, ClientApi, Propose, QuorumRead, Reply, StartWatch
 from pyetcd.server.apply import apply_request
+from pyetcd.server.auth import AuthState
 from pyetcd.server.members import Member, MemberRegistry
 from pyetcd.server.requests import DELETE, POST, PUT, Request
 from pyetcd.server.stats import self_stats
@@ -35,6 +36,7 @@ class FakeView:
     commit_index: int = 42
     term: int = 2
     healthy: bool = True
+    auth: AuthState = field(default_factory=AuthState)
 
     def self_stats(self, now_ns: int) -> dict[str, object]:
         return self_stats("s1", self.self_id, "StateLeader", T0, self.leader_id, T0, now_ns)

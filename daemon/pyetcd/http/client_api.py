@@ -22,6 +22,7 @@ from ..store.errors import V2Error
 from ..store.event import Event, dump_json
 from ..store.store import clean_key
 from . import forms
+from .auth_api import NO_AUTH, NOBODY, AuthApi, Identity, ProposeAuth
 from .status import ServerView
 
 Headers = list[tuple[bytes, bytes]]
@@ -81,7 +82,7 @@ class StartWatch:
     head: bool
 
 
-Outcome = Reply | Propose | StartWatch | QuorumRead | ProposeConf
+Outcome = Reply | Propose | StartWatch | QuorumRead | ProposeConf | ProposeAuth
 
 
 def plain_error(status: int, text: bytes, extra: Headers | None = None) -> Reply:
@@ -114,10 +115,15 @@ class ClientApi:
 
     def __init__(self, view: ServerView) -> None:
         self.view = view
+        self.auth_api = AuthApi(view.cluster_id_bytes)
+        self._who = NOBODY  # the identity of the request being routed (see http/auth_api.py)
 
     # ---- entry point ---------------------------------------------------------------------------
 
-    def handle(self, method: str, target: bytes, headers: Headers, body: bytes, now_ns: int) -> Outcome:
+    def handle(self, method: str, target: bytes, headers: Headers, body: bytes, now_ns: int,
+               who: Identity = NOBODY) -> Outcome:
+        """`who` matters only while auth is enabled: the runtime verified its credentials."""
+        self._who = who
         raw_path, _, raw_query = target.decode("utf-8", "surrogateescape").partition("?")
         try:
             path = forms.unescape(raw_path, query=False) if "%" in raw_path else raw_path
@@ -143,7 +149,7 @@ class ClientApi:
                 return method_not_allowed(b"GET")
             return simple(self, now_ns)
         if path.startswith("/v2/auth/"):
-            return self.auth(method, path)
+            return self.auth(method, path, body)
         return NOT_FOUND
 
     # ---- /v2/keys ------------------------------------------------------------------------------
@@ -172,10 +178,16 @@ class ClientApi:
                 raise V2Error(errors.INVALID_FORM, str(err))
         key = clean_key(raw_key)
         if not form:  # the hot path: a plain GET/PUT/DELETE without parameters
+            if self.view.auth.enabled and not self._may(method, raw_key, False):
+                return self.error_reply(UNAUTHORIZED)
             return self._plain(method, key, now_ns)
         if len(form) == 1 and "value" in form and method in ("PUT", "POST"):  # the other hot path
+            if self.view.auth.enabled and not self._may(method, raw_key, False):
+                return self.error_reply(UNAUTHORIZED)
             return Propose(Request(PUT if method == "PUT" else POST, key, value=form["value"], time_ns=now_ns))
         p = _KeyParams(form, method)
+        if self.view.auth.enabled and not self._may(method, raw_key, p.recursive):  # checked after parsing, as etcd
+            return self.error_reply(UNAUTHORIZED)
         if method in ("GET", "HEAD"):
             if p.quorum and method == "GET":
                 return QuorumRead(key, p.recursive, p.sorted)
@@ -197,6 +209,13 @@ class ClientApi:
             return self.get_reply(key, False, False, now_ns, method == "HEAD")
         kind = {"PUT": PUT, "POST": POST, "DELETE": DELETE}[method]
         return Propose(Request(kind, key, time_ns=now_ns))
+
+    def _may(self, method: str, raw_key: str, recursive: bool) -> bool:
+        """etcd's hasKeyPrefixAccess: no credentials -> the guest role; bad ones -> no."""
+        who = self._who
+        if who.present and who.user is None:
+            return False
+        return self.view.auth.may(who.user, raw_key, method not in ("GET", "HEAD"), recursive)
 
     def get_reply(self, key: str, recursive: bool, sort_keys: bool, now_ns: int, head: bool) -> Reply:
         try:
@@ -247,6 +266,9 @@ class ClientApi:
     def members(self, method: str, rest: str, headers: Headers, body: bytes, now_ns: int) -> Outcome:
         if method not in ("GET", "POST", "DELETE", "PUT"):
             return method_not_allowed(b"GET,POST,DELETE,PUT")
+        auth = self.view.auth
+        if method != "GET" and auth.enabled and not auth.is_root(self._who.user):
+            return Reply(NO_AUTH[0], [*CORS, *NO_AUTH[1]], NO_AUTH[2])
         cid = (b"X-Etcd-Cluster-Id", self.view.cluster_id_bytes)
         member_id = rest.lstrip("/")
         if method == "GET":
@@ -313,17 +335,19 @@ class ClientApi:
         ok = self.view.healthy
         return Reply(200 if ok else 503, [*CORS, TEXT_CT], _compact({"health": "true" if ok else "false"}))
 
-    def auth(self, method: str, path: str) -> Reply:
-        headers = [*CORS, JSON_CT, (b"X-Etcd-Cluster-Id", self.view.cluster_id_bytes)]
-        if path == "/v2/auth/enable":
-            return Reply(200, headers, dump_json({"enabled": False}))
-        if path == "/v2/auth/users":
-            return Reply(200, headers, dump_json({"users": None}))
-        if path == "/v2/auth/roles":
-            role = {"role": "root", "permissions": {"kv": {"read": ["/*"], "write": ["/*"]}}}
-            return Reply(200, headers, dump_json({"roles": [role]}))
-        return NOT_FOUND
+    def auth(self, method: str, path: str, body: bytes) -> Reply | ProposeAuth:
+        out = self.auth_api.handle(self.view.auth, method, path, body, self._who)
+        if isinstance(out, ProposeAuth):
+            return out
+        status, headers, payload = out
+        return Reply(status, [*CORS, *headers], payload)
 
+    def render_auth_result(self, result: object) -> Reply:
+        status, headers, payload = self.auth_api.render(result)
+        return Reply(status, [*CORS, *headers], payload)
+
+
+UNAUTHORIZED = V2Error(errors.UNAUTHORIZED, "Insufficient credentials", 0)
 
 _SIMPLE_GETS = {
     "/v2/stats/self": ClientApi.stats_self,

@@ -218,7 +218,7 @@ class ServerConn:
             headers.append((b"Content-Length", b"%d" % len(reply.body)))
         h = self._h
         try:
-            out = h.send(trusted_response(reply.status, headers))
+            out = self._head_bytes(trusted_response(reply.status, headers))
             if reply.body and not self._head:
                 out += h.send(h11.Data(data=reply.body))
             out += h.send(h11.EndOfMessage())
@@ -233,7 +233,21 @@ class ServerConn:
         """Begin a response streamed in parts (a watch; a proxy relaying a member's answer): the headers,
         Date unless `date` is empty (a relayed answer has the member's); without a Content-Length h11
         sends it chunked (HTTP/1.1) or delimited by close (HTTP/1.0). Ignored unless busy."""
-        self._send(trusted_response(status, [*headers, (b"Date", date)] if date else headers))
+        if not self._busy or self.closed:
+            return
+        try:
+            self.out += self._head_bytes(trusted_response(status, [*headers, (b"Date", date)] if date else headers))
+        except h11.LocalProtocolError:
+            log.exception("cannot send Response")
+            self.closed = True
+
+    def _head_bytes(self, response: h11.Response) -> bytes:
+        """The response head; to a HEAD request without a length, Go announces no chunking either
+        (h11 would: it frames a HEAD answer as it would the GET's)."""
+        out = self._h.send(response)
+        if self._head:
+            out = out.replace(b"\r\nTransfer-Encoding: chunked\r\n", b"\r\n", 1)
+        return out  # type: ignore[return-value]
 
     def send_chunk(self, data: bytes) -> None:
         """Body bytes of the started stream (none for a HEAD request: its headers are all it gets)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ..server.auth import AuthState
 from ..server.members import MemberRegistry
 from ..store.store import Store
 
@@ -11,6 +12,7 @@ from ..store.store import Store
 class ServerView(Protocol):
     store: Store
     members: MemberRegistry
+    auth: AuthState
     cluster_id_bytes: bytes
     cluster_token: str
     self_id: int

@@ -65,9 +65,10 @@ def no_response(tried: int) -> Reply:
     return _http_error(502, f"httpproxy: unable to get response from {tried} endpoint(s)")
 
 
-def readonly_refused() -> Reply:
-    """A readonly proxy answers anything but GET with a bare 501, as etcd's does."""
-    return Reply(501, [], b"")
+def readonly_refused(method: str) -> Reply:
+    """A readonly proxy answers anything but GET with a bare 501, as etcd's does (Go writes no
+    Content-Length on an empty answer to HEAD)."""
+    return Reply(501, [], b"", no_length=method == "HEAD")
 
 
 def config(method: str, endpoint_urls: list[str]) -> Reply:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..raft.types import Role
+from ..server.auth import AuthState
 from ..server.driver import MemberDriver
 from ..server.members import MemberRegistry, id_hex
 from ..server.stats import self_stats
@@ -37,6 +38,10 @@ class MemberView:
     @property
     def members(self) -> MemberRegistry:
         return self.driver.members
+
+    @property
+    def auth(self) -> AuthState:
+        return self.driver.auth
 
     @property
     def leader_id(self) -> int:

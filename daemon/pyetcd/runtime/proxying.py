@@ -111,7 +111,7 @@ class ProxyFrontend:
     def _own_answer(self, req: HttpRequest) -> Reply | None:
         """What the proxy answers itself: readonly refusals, its config, no endpoints."""
         if self.readonly and req.method != "GET":
-            return forwarding.readonly_refused()
+            return forwarding.readonly_refused(req.method)
         if req.target.split(b"?", 1)[0] == forwarding.CONFIG_PATH:
             return forwarding.config(req.method, [e.url for e in self.director.available(time.monotonic())])
         if not self.director.available(time.monotonic()):

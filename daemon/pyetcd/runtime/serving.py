@@ -14,13 +14,16 @@ import logging
 import time
 from collections.abc import Callable
 
+from ..http.auth_api import NOBODY, ProposeAuth
 from ..http.client_api import ClientApi, Propose, ProposeConf, QuorumRead, Reply, StartWatch
 from ..http.conn import HttpRequest
 from ..http.peer_api import PeerApi
 from ..server.driver import Answer, MemberDriver
+from ..server.requests import AUTH, Request
 from ..store.errors import V2Error
 from ..store.event import Event
 from ..store.watcher_hub import Watcher
+from .auth_gate import AuthGate
 from .connections import Conn, http_date
 from .member import MemberView
 
@@ -30,8 +33,11 @@ _INTERNAL_ERROR = Reply(500, [(b"Content-Type", b"text/plain; charset=utf-8")], 
 
 
 class Frontend:
-    def __init__(self, driver: MemberDriver, view: MemberView, close: Callable[[Conn], None]) -> None:
+    def __init__(self, driver: MemberDriver, view: MemberView, close: Callable[[Conn], None],
+                 gate: AuthGate | None) -> None:
         self.driver = driver
+        self.view = view
+        self.gate = gate
         self.api, self.peer_api = ClientApi(view), PeerApi(view)
         self.close = close  # the loop's: tear a connection down
         self.watch_conns: dict[int, Conn] = {}
@@ -68,7 +74,13 @@ class Frontend:
                 self.driver.step(messages)
                 conn.http.reply(reply, self.date_header())
                 return
-            outcome = self.api.handle(req.method, req.target, req.headers, req.body, now_ns)
+            who = NOBODY
+            if self.view.auth.enabled and self.gate is not None:
+                found = self.gate.identify(req.headers, lambda: self._verified(conn, req))
+                if found is None:
+                    return  # the password is being checked; _verified routes the request again
+                who = found
+            outcome = self.api.handle(req.method, req.target, req.headers, req.body, now_ns, who)
         except Exception:  # a bug must cost one request, not the server
             log.exception("internal error handling %s %r", req.method, req.target)
             outcome = _INTERNAL_ERROR
@@ -81,8 +93,33 @@ class Frontend:
             self.driver.read(conn, outcome, time.monotonic())
         elif kind is ProposeConf:
             self.driver.change_membership(conn, outcome, outcome.change, time.monotonic())  # type: ignore[union-attr]
+        elif kind is ProposeAuth:
+            self._propose_auth(conn, outcome)  # type: ignore[arg-type]
         else:
             self._start_watch(conn, outcome)  # type: ignore[arg-type]
+
+    def _verified(self, conn: Conn, req: HttpRequest) -> None:
+        """A password check ended (its verdict is cached): route the request again, then what it held up."""
+        if conn.sock.fileno() < 0 or not conn.http.busy:
+            return
+        self._dispatch(conn, req)
+        self.dirty.add(conn)
+        self.serve(conn)
+
+    def _propose_auth(self, conn: Conn, change: ProposeAuth) -> None:
+        """One AUTH entry; a new password is bcrypt-hashed first, off the loop (the hash is proposed)."""
+        def propose(c: ProposeAuth) -> None:
+            if conn.sock.fileno() < 0 or not conn.http.busy:
+                return
+            req = Request(AUTH, value=c.op.encode(), time_ns=time.time_ns())
+            self.driver.propose(conn, c, req, time.monotonic())
+
+        if change.password and self.gate is None:  # TEMPORARY until the bcrypt worker lands
+            conn.http.reply(Reply(501, [], b"auth: passwords are not supported yet\n"), self.date_header())
+        elif change.password:
+            self.gate.worker.hash(change.password, lambda h: propose(change.with_hash(h)))
+        else:
+            propose(change)
 
     def answer(self, answers: list[Answer]) -> None:
         for a in answers:
@@ -92,6 +129,8 @@ class Frontend:
             tag, result = a.tag, a.result
             if isinstance(result, V2Error) and type(tag) is not Propose:
                 reply = self.api.error_reply(result)
+            elif type(tag) is ProposeAuth:
+                reply = self.api.render_auth_result(result)
             elif type(tag) is Propose:
                 reply = self.api.render_result(tag, result)
             elif type(tag) is QuorumRead:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from ..store.errors import V2Error
 from ..store.event import Event
 from ..store.store import Store
+from .auth import AuthError, Outcome
 from .requests import DELETE, POST, PUT, QGET, SYNC, Request
 
-Result = Event | V2Error | None
+Result = Event | V2Error | Outcome | AuthError | None  # the last two: an AUTH entry's answer
 
 
 def apply_request(store: Store, req: Request) -> Result:

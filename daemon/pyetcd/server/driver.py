@@ -57,6 +57,7 @@ from ..store.errors import V2Error
 from ..store.event import Event
 from ..store.store import Store
 from ..store.watcher_hub import Watcher
+from .auth import AuthState
 from .members import MemberRegistry
 from .node import Applied, ServerNode
 from .pending import Kind, Pending, PendingTable
@@ -180,6 +181,10 @@ class MemberDriver:
     @property
     def members(self) -> MemberRegistry:
         return self.node.members
+
+    @property
+    def auth(self) -> AuthState:
+        return self.node.auth
 
     def status(self) -> Status:
         return self.raft.status()

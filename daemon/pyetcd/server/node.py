@@ -6,14 +6,14 @@ origin member answers the client (`Applied.request.origin`). Conf-change entries
 registry and the Raft voter set when applied. A SYNC entry (the leader's clock) expires TTLs, so every
 replica expires the same keys at the same index. The store never reads a clock.
 
-Snapshots hold the store, the member registry and the voter set, so a member restored from one is
-whole.
+Snapshots hold the store, the member registry, the voter set and the auth state (server/auth.py), so
+a member restored from one is whole.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..raft.rawnode import RawNode
 from ..raft.types import ConfChange, ConfChangeType, Entry, EntryType
@@ -22,8 +22,9 @@ from ..store.event import Event
 from ..store.store import Store
 from ..store.watcher_hub import Watcher
 from .apply import Result, apply_request
+from .auth import AuthOp, AuthState
 from .members import Member, MemberRegistry
-from .requests import MEMBER_ATTRS, SYNC, Request
+from .requests import AUTH, MEMBER_ATTRS, SYNC, Request
 
 SYNC_RETRY_NS = 500_000_000
 
@@ -47,6 +48,7 @@ class ServerNode:
     _sync_proposed_ns: int = 0  # when our last SYNC was proposed (0: none outstanding)
     applied_index: int = 0
     removed_self: bool = False
+    auth: AuthState = field(default_factory=AuthState)
 
     # ---- applying ------------------------------------------------------------------------------
 
@@ -75,6 +77,11 @@ class ServerNode:
                 member.client_urls = list(req.peer_urls)
             self.store.internal_event(req.time_ns)
             return Applied(entry.index, req, None, [])
+        if req.kind == AUTH:
+            outcome, writes = self.auth.apply(AuthOp.decode(req.value))
+            for _ in range(writes):  # the store writes etcd makes for this change (see server/auth.py)
+                self.store.internal_event(req.time_ns)
+            return Applied(entry.index, req, outcome, [])
         result = apply_request(self.store, req)
         return Applied(entry.index, req, result, self.store.hub.drain())
 
@@ -117,7 +124,7 @@ class ServerNode:
     def snapshot_data(self, voters: tuple[int, ...]) -> bytes:
         store = codec.encode_store(self.store)
         meta = json.dumps({"members": self.members.encode(), "voters": list(voters),
-                           "last_sync_ns": self._last_sync_ns}).encode()
+                           "last_sync_ns": self._last_sync_ns, "auth": self.auth.encode()}).encode()
         return len(meta).to_bytes(8, "big") + meta + store
 
     def restore(self, data: bytes) -> tuple[int, ...]:
@@ -128,4 +135,5 @@ class ServerNode:
         self.members.by_id = MemberRegistry.decode(meta["members"]).by_id
         self.members.removed = set(meta["members"][-1])
         self._last_sync_ns = meta["last_sync_ns"]
+        self.auth = AuthState.decode(meta.get("auth"))  # older snapshots have none: auth off, nobody
         return tuple(meta["voters"])

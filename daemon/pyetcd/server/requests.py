@@ -15,6 +15,7 @@ DELETE = "DELETE"
 QGET = "QGET"  # a GET applied through the log (etcd v2's quorum read); the runtime uses ReadIndex instead
 SYNC = "SYNC"  # carries the leader's time; applying it expires due TTLs
 MEMBER_ATTRS = "MEMBER_ATTRS"  # a member publishes its name and client URLs (value, peer_urls)
+AUTH = "AUTH"  # a change to users, roles or auth on/off (value: server/auth.py's AuthOp, encoded)
 
 # One encoder instance: json.dumps with non-default options builds a new one per call.
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode

@@ -13,6 +13,7 @@ NOT_DIR = 104
 NODE_EXIST = 105
 ROOT_READ_ONLY = 107
 DIR_NOT_EMPTY = 108
+UNAUTHORIZED = 110
 PREV_VALUE_REQUIRED = 201
 TTL_NAN = 202
 INDEX_NAN = 203
@@ -33,6 +34,7 @@ MESSAGES: dict[int, str] = {
     NODE_EXIST: "Key already exists",
     ROOT_READ_ONLY: "Root is read only",
     DIR_NOT_EMPTY: "Directory not empty",
+    UNAUTHORIZED: "The request requires user authentication",
     PREV_VALUE_REQUIRED: "PrevValue is Required in POST form",
     TTL_NAN: "The given TTL in POST form is not a number",
     INDEX_NAN: "The given index in POST form is not a number",
@@ -52,7 +54,7 @@ _STATUS: dict[int, int] = {
     NOT_FILE: 403,
     NODE_EXIST: 412,
     DIR_NOT_EMPTY: 403,
-    110: 401,
+    UNAUTHORIZED: 401,
     RAFT_INTERNAL: 500,
     LEADER_ELECT: 500,
 }
