@@ -7,6 +7,8 @@ Every run starts from a fresh server, so the script's indexes are the same relat
 server had before the script (its "base"). What legitimately differs is normalised: indexes (to
 <+n> past the base), member IDs, URLs and ports, TTL countdowns and expiry times, the program name.
 
+The auth commands and --username against a server with v2 auth: test_etcdctl_auth.py.
+
 Also here: watch --forever, exec-watch and cluster-health --forever (stopped with SIGINT, exit 0 as
 etcdctl, even when started with SIGINT ignored), and backup: a pyetcd data dir copied offline starts as a
 new one-member cluster holding the same keys.
@@ -129,6 +131,15 @@ SCRIPT = [
     s("get", "--bogus", "/k"),
     s("watch", "--after-index", "x", "/k"),
     s("bogus-command"),
+    # the auth commands' help and the checks they make before connecting (the rest: test_etcdctl_auth.py)
+    s("user"),
+    s("role", "grant", "-h"),
+    s("help", "user", "grant"),
+    s("auth", "enable", "extra"),
+    s("user", "grant", "bob"),
+    s("role", "revoke", "--path", "x", "r"),
+    s("role", "grant", "--path", "/x", "--read", "--rw", "r"),
+    s("user", "revoke", "--bogus", "bob"),
     s("member", "list", "extra"),
     s("member", "remove", "0"),
     s("member", "add", "n2", "not-a-url"),
