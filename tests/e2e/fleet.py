@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """A fleet of pyetcd hosts under real systemd, all seeded with the same user-data (`make e2e-fleet`; root).
 
-    /usr/bin/python3 tests/e2e/fleet.py [--hosts 5] [--deb dist/pyetcd_X_all.deb] [--user-data FILE] [--keep]
+    /usr/bin/python3 tests/e2e/fleet.py [--hosts 5] [--token-size 3] [--deb dist/pyetcd_X_all.deb]
+                                        [--user-data FILE] [--keep]
 
 Runs with a Python that has pyroute2 (Debian's python3-pyroute2 for /usr/bin/python3, installed by the
 host set-up, or the repo's .venv/bin/python). The frame is tests/e2e/e2e.py's (host set-up, container
@@ -23,8 +24,8 @@ tree, token store, boot, clean-up, diagnostics); what differs:
                "reboots", and the agents' timestamped logs show no two at once
   leader-off   the leader's container powered off abruptly (terminate: SIGKILL to its PID 1, and its bridge
                port pulled): writes and reads through the proxies resume after the election
-  proxy-alone  the token store stopped, a proxy restarted: it comes back from its kept cluster list and
-               serves
+  proxy-alone  the token store stopped, a proxy restarted: it comes back from its kept cluster list (its
+               journal says so) and serves
 Last line: `e2e-fleet: PASS (5 hosts, 5 checks, T s)` or `e2e-fleet: FAIL <check>: <why>`.
 """
 
@@ -371,13 +372,18 @@ def check_proxy_alone(f: Fleet) -> None:
     proxy = f.proxies[0]
     pid = proxy.unit("MainPID")
     restart = time.monotonic()
+    restart_wall = time.time()
     proc = proxy.sh("systemctl", "restart", "pyetcd.service", check=False, timeout=120)
     if proc.returncode != 0:
         raise CheckFailed("proxy-alone", f"{proxy.name}: systemctl restart pyetcd: {proc.stderr.strip()[-300:]}")
     timed("proxy-alone", f"{proxy.name} active", lambda: f.active([proxy]), 60, 0.5)
     if proxy.unit("MainPID") == pid:
         raise CheckFailed("proxy-alone", f"{proxy.name}: pyetcd was not restarted (pid {pid})")
-    say(f"{proxy.name} restarted ({time.monotonic() - restart:.1f} s)")
+    said = [m for _, m in journal(proxy, "pyetcd.service", restart_wall - 1) if "from cluster file" in m]
+    if not said:
+        raise CheckFailed("proxy-alone", f"{proxy.name}: its journal since the restart does not say it took the "
+                          "peer URLs from its cluster file")
+    say(f"{proxy.name} restarted ({time.monotonic() - restart:.1f} s): {said[-1][:160]}")
     value = uuid.uuid4().hex[:12]
     timed("proxy-alone", f"a write through {proxy.name}", lambda: f.put(proxy, "fleet/proxy-alone", value), 30)
     for node in f.nodes:
