@@ -237,7 +237,9 @@ def report(doc: Result) -> str:
                                                              for k, v in doc["ratios"][load].items()))
     for k, err in doc.get("errors", {}).items():
         lines.append(f"  {k}: {err}")
-    lines.append(f"(proxy part took {doc['elapsed_s']:.0f} s)")
+    lines.append(f"(proxy part took {doc['elapsed_s']:.0f} s; loadavg before "
+                 f"{' '.join(fmt(x, '.2f') for x in doc.get('loadavg_before', []))}, after "
+                 f"{' '.join(fmt(x, '.2f') for x in doc.get('loadavg_after', []))})")
     return "\n".join(lines)
 
 
@@ -261,6 +263,7 @@ def run(a: argparse.Namespace) -> Result:
     """The whole proxy part; returns the document stored under "proxy" in latest.json."""
     check_proxy_args(a)
     t_begin = time.monotonic()
+    load0 = os.getloadavg()
     raise_nofile(8192)  # inherited: 1000 watches are 1000+ descriptors on the proxy (and 1000 more upstream)
     pinned = a.pin and pinning_possible()
     base = Path(tempfile.mkdtemp(prefix="pyetcd-proxy-bench-", dir="/var/tmp"))
@@ -304,6 +307,7 @@ def run(a: argparse.Namespace) -> Result:
         "pinned": pinned, "duration_s": a.duration, "warmup_s": a.warmup, "repeat": a.proxy_repeat,
         "loads": loads, "ratios": rat, "targets": proxy_targets(rat), "errors": errors,
         "elapsed_s": round(time.monotonic() - t_begin, 1),
+        "loadavg_before": [round(x, 2) for x in load0], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
     }
 
 
