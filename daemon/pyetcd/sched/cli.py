@@ -62,8 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--key", default="", help="client key")
     common.add_argument("--user", default=os.environ.get(USER_ENV, ""), metavar="USER[:PASSWORD]",
                         help=f"etcd v2 auth user, sent as basic auth (default ${USER_ENV})")
-    common.add_argument("--password", default=os.environ.get(PASSWORD_ENV), metavar="PASSWORD",
-                        help=f"the user's password; wins over one in --user (default ${PASSWORD_ENV})")
+    common.add_argument("--password", metavar="PASSWORD",
+                        help=f"the user's password; wins over one in --user, which wins over ${PASSWORD_ENV}")
     common.add_argument("--timeout", type=float, default=5.0, help="request timeout in seconds")
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
@@ -108,10 +108,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def connection_options(args: argparse.Namespace) -> ConnectionOptions:
     """The common flags as connection options. A --key without --cert is ignored; a --cert without --key
-    holds its key in the same PEM. --user splits at its first colon; --password, if given, wins."""
-    user, _, password = (getattr(args, "user", "") or "").partition(":")
+    holds its key in the same PEM. --user splits at its first colon. The password: --password, else the
+    one in --user, else $PYETCD_SCHED_PASSWORD."""
+    user, colon, password = (getattr(args, "user", "") or "").partition(":")
     if getattr(args, "password", None) is not None:
         password = args.password
+    elif not colon:
+        password = os.environ.get(PASSWORD_ENV, "")
     if password and not user:
         raise ValueError("--password needs --user")
     return ConnectionOptions(endpoints=tuple(e.strip() for e in args.endpoints.split(",") if e.strip()),
