@@ -125,7 +125,6 @@ class Fleet(Cluster):
             value = line.split("#", 1)[0].split(":", 1)[-1].strip().strip("'\"")
             if not value.startswith("/"):
                 raise RuntimeError(f"{node.name}: no data-dir in pyetcd --print-config: {line!r}")
-            # The unit's StateDirectory: a relative data-dir would be under the working directory.
             self.data_dirs[node.name] = value
         return self.data_dirs[node.name]
 
