@@ -42,24 +42,27 @@ HDR_END = b"\r\n\r\n"
 # ---------------------------------------------------------------- request bytes
 
 
-def put_request(host: str, port: int, path: str, value: str = VALUE) -> bytes:
+def put_request(host: str, port: int, path: str, value: str = VALUE, header: str = "") -> bytes:
     body = f"value={value}".encode()
-    head = (f"PUT {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+    extra = f"{header}\r\n" if header else ""
+    head = (f"PUT {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}"
             f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n")
     return head.encode() + body
 
 
-def get_request(host: str, port: int, path: str) -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+def get_request(host: str, port: int, path: str, header: str = "") -> bytes:
+    extra = f"{header}\r\n" if header else ""
+    return f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode()
 
 
-def build_requests(load: str, host: str, port: int, query: str = "") -> list[bytes]:
-    """The cycle of request bytes for a closed-loop load (`put` or `get`); `query` is appended to GETs."""
+def build_requests(load: str, host: str, port: int, query: str = "", header: str = "") -> list[bytes]:
+    """The cycle of request bytes for a closed-loop load (`put` or `get`); `query` is appended to GETs;
+    `header` (e.g. "Authorization: Basic ...") is added to every request."""
     paths = [f"/v2/keys/bench/k{i}" for i in range(NKEYS)]
     if load == "put":
-        return [put_request(host, port, p) for p in paths]
+        return [put_request(host, port, p, header=header) for p in paths]
     if load == "get":
-        return [get_request(host, port, p + ("?" + query if query else "")) for p in paths]
+        return [get_request(host, port, p + ("?" + query if query else ""), header) for p in paths]
     raise ValueError(f"unknown closed-loop load {load!r}")
 
 
@@ -277,13 +280,13 @@ class LoadResult:
 
 def run_closed(load: str, port: int | list[int], clients: int, duration: float, warmup: float = 1.0,
                procs: int = 1, server_pid: int | None = None, host: str = HOST, query: str = "",
-               cpu_pids: list[int] | None = None) -> LoadResult:
+               cpu_pids: list[int] | None = None, header: str = "") -> LoadResult:
     """Run a closed-loop load split over `procs` loadgen processes and aggregate the results.
 
     `port` may list several servers (connections spread round-robin); `cpu_pids` are processes whose
     CPU share over the window is reported in `extra["pids_cpu"]`.
     """
-    requests = build_requests(load, host, port if isinstance(port, int) else port[0], query)
+    requests = build_requests(load, host, port if isinstance(port, int) else port[0], query, header)
     procs = max(1, min(procs, clients))
     t_start = time.perf_counter_ns() + int((0.3 + warmup) * 1e9)  # +0.3 s for connecting
     t_end = t_start + int(duration * 1e9)
@@ -516,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--server-pid", type=int, default=None, help="sample this PID's CPU over the window")
     ap.add_argument("--cpu-pids", default="", help="comma list of PIDs whose CPU share is reported in extra")
     ap.add_argument("--query", default="", help="query string for GETs, e.g. quorum=true")
+    ap.add_argument("--header", default="", help="one more header line on every request, e.g. Authorization")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     raise_nofile(a.clients + 64)
@@ -528,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         cpu_pids = [int(p) for p in a.cpu_pids.split(",") if p]
         out = asdict(run_closed(a.load, ports[0] if len(ports) == 1 else ports, a.clients, a.duration, a.warmup,
-                                a.procs, a.server_pid, a.host, a.query, cpu_pids))
+                                a.procs, a.server_pid, a.host, a.query, cpu_pids, a.header))
     print(json.dumps(out) if a.json else _human(out))
     return 0
 

@@ -287,13 +287,15 @@ class Cluster:
 
     # -- membership --
 
-    def add_member(self, name: str, via: Member, timeout_s: float = 20.0) -> Member:
-        """POST /v2/members via `via`, then start the new member with --initial-cluster-state existing."""
+    def add_member(self, name: str, via: Member, timeout_s: float = 20.0,
+                   headers: list[tuple[str, str]] | None = None) -> Member:
+        """POST /v2/members via `via` (with `headers`, e.g. root's credentials), then start the new member
+        with --initial-cluster-state existing."""
         m = self._new_member(name)
         m.state = "existing"
         body = json.dumps({"peerURLs": [m.peer_url]}).encode()
         r = request(via.client_port, "POST", "/v2/members", body=body,
-                    headers=[("Content-Type", "application/json")], timeout=REQUEST_TIMEOUT_S + 2)
+                    headers=[("Content-Type", "application/json"), *(headers or [])], timeout=REQUEST_TIMEOUT_S + 2)
         assert r.status == 201, (r.status, r.body)
         m.member_id = int(r.json()["id"], 16)
         self.members.append(m)

@@ -49,7 +49,7 @@ def test_user_errors_in_etcds_words() -> None:
     s = with_root()
     assert refused(s, AuthOp("put_user", "bob", "")) == (400, "auth: Cannot create user bob with an empty password")
     assert refused(s, AuthOp("put_user", "root", H, roles=("x",))) == (409, "auth: User root already exists.")
-    assert refused(s, AuthOp("put_user", "nobody", grant=("r",))) == (404, "auth: User nobody doesn't exist.")
+    assert refused(s, AuthOp("put_user", "nobody", grant=("r",))) == (404, "auth: User nobody does not exist.")
     assert refused(s, AuthOp("delete_user", "nobody")) == (404, "auth: User nobody does not exist")
     ok(s, AuthOp("put_user", "bob", H, roles=("r1",)))
     assert refused(s, AuthOp("put_user", "bob", grant=("r1",))) == (409, "auth: Granting duplicate role r1 for user bob")
@@ -76,7 +76,7 @@ def test_role_changes_and_root_role() -> None:
     assert refused(s, AuthOp("put_role", "app", revoke_perms=(("/b",), None), update=True)) == (
         400, "auth: Role not updated. Use grant/revoke to update the role.")
     assert refused(s, AuthOp("put_role", "zzz", grant_perms=(("/x",), None), update=True)) == (
-        404, "auth: Role zzz doesn't exist.")
+        404, "auth: Role zzz does not exist.")
     assert ok(s, AuthOp("delete_role", "app"))[0].status == 200
     assert refused(s, AuthOp("delete_role", "app")) == (404, "auth: Role app doesn't exist.")
     assert s.role_names() == ["root"]

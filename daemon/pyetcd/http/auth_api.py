@@ -68,7 +68,7 @@ class ProposeAuth:
 
 def _error(status: int, message: str, headers: Headers) -> tuple[int, Headers, bytes]:
     """httptypes.HTTPError: {"message": ...}, compact, no newline."""
-    return status, [*headers, _JSON_CT], dump_json({"message": message})[:-1]
+    return status, [_JSON_CT, *headers], dump_json({"message": message})[:-1]  # Go sorts header names
 
 
 NO_AUTH = _error(401, "Insufficient credentials", [])
@@ -119,14 +119,14 @@ class AuthApi:
         if method != "GET" and not self._root(state, who):
             return NO_AUTH
         if method == "GET":
-            return 200, [self.cid, _JSON_CT], dump_json({"enabled": state.enabled})
+            return 200, [_JSON_CT, self.cid], dump_json({"enabled": state.enabled})
         return ProposeAuth(AuthOp("enable" if method == "PUT" else "disable"))
 
     # ---- users ---------------------------------------------------------------------------------
 
     def _list_users(self, state: AuthState) -> tuple[int, Headers, bytes]:
         users = [state.user_json(u, False) for u in (state.user(n) for n in state.user_names()) if u]
-        return 200, [self.cid, _JSON_CT], dump_json({"users": users or None})
+        return 200, [_JSON_CT, self.cid], dump_json({"users": users or None})
 
     def _user(self, state: AuthState, method: str, name: str, body: bytes) -> tuple[int, Headers, bytes] | ProposeAuth:
         headers = [self.cid]
@@ -135,7 +135,7 @@ class AuthApi:
             if u is None:
                 return _error(404, f"auth: User {name} does not exist.", headers)
             try:
-                return 200, [*headers, _JSON_CT], dump_json(state.user_json(u, True))
+                return 200, [_JSON_CT, *headers], dump_json(state.user_json(u, True))
             except AuthError as e:
                 return _error(e.status, e.message, headers)
         if method == "DELETE":
@@ -157,7 +157,7 @@ class AuthApi:
 
     def _list_roles(self, state: AuthState) -> tuple[int, Headers, bytes]:
         roles = [r.to_json_obj() for r in (state.role(n) for n in state.role_names()) if r]
-        return 200, [self.cid, _JSON_CT], dump_json({"roles": roles})
+        return 200, [_JSON_CT, self.cid], dump_json({"roles": roles})
 
     def _role(self, state: AuthState, method: str, name: str, body: bytes) -> tuple[int, Headers, bytes] | ProposeAuth:
         headers = [self.cid]
@@ -165,7 +165,7 @@ class AuthApi:
             r = state.role(name)
             if r is None:
                 return _error(404, f"auth: Role {name} does not exist.", headers)
-            return 200, [*headers, _JSON_CT], dump_json(r.to_json_obj())
+            return 200, [_JSON_CT, *headers], dump_json(r.to_json_obj())
         if method == "DELETE":
             return ProposeAuth(AuthOp("delete_role", name))
         fields = _role_fields(_decode(body))
@@ -188,7 +188,7 @@ class AuthApi:
             return _error(result.status, result.message, headers)
         assert isinstance(result, Outcome)
         body = b"" if result.body is None else dump_json(result.body)
-        return result.status, [*headers, _JSON_CT], body
+        return result.status, [_JSON_CT, *headers], body
 
 
 # ---- Go's json.Decoder into etcd's structs ----------------------------------------------------------

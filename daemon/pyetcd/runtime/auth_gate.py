@@ -13,16 +13,11 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Any
 
 from ..http.auth_api import NOBODY, Identity, basic_credentials
 from ..server.auth import AuthState
-
-try:  # TEMPORARY while the bcrypt worker lands (runtime/passwords.py, server/credentials.py)
-    from ..server.credentials import CredentialCache
-    from .passwords import PasswordWorker
-except ImportError:  # pragma: no cover
-    CredentialCache = PasswordWorker = None  # type: ignore[assignment,misc]
+from ..server.credentials import CredentialCache
+from .passwords import PasswordWorker
 
 log = logging.getLogger("pyetcd.auth")
 
@@ -30,18 +25,19 @@ _MALFORMED = Identity(True, None)
 
 
 class AuthGate:
-    def __init__(self, auth: Callable[[], AuthState], worker: Any) -> None:
+    def __init__(self, auth: Callable[[], AuthState], worker: PasswordWorker) -> None:
         self._auth = auth  # the live state (replaced when a snapshot is restored)
         self.worker = worker
         self.cache = CredentialCache(secrets.token_bytes(32))
         self._generation = -1
+        self._state: AuthState | None = None
 
     def identify(self, headers: list[tuple[bytes, bytes]], retry: Callable[[], None]) -> Identity | None:
         """The request's identity, or None when its password is being checked (then `retry` is called
         from the loop once the verdict is cached: route the request again)."""
         state = self._auth()
-        if state.generation != self._generation:
-            self._generation = state.generation
+        if state is not self._state or state.generation != self._generation:  # changed, or restored
+            self._state, self._generation = state, state.generation
             self.cache.clear()
         creds = basic_credentials(headers)
         if creds is None:
@@ -60,10 +56,10 @@ class AuthGate:
         if known is False:
             log.warning("auth: incorrect password for user: %s.", name)
             return _MALFORMED
-        stored = user.password_hash
+        stored, epoch = user.password_hash, self.cache.epoch
 
-        def done(ok: bool) -> None:
-            self.cache.remember(name, password, stored, ok)
+        def done(ok: bool) -> None:  # may run at once (a refused check), else from the loop later
+            self.cache.remember(name, password, stored, ok, epoch=epoch)  # dropped if cleared meanwhile
             retry()
 
         self.worker.check(stored, password, done)

@@ -22,12 +22,10 @@ from ..server.driver import READIES_PER_TURN_MAX, MemberDriver, Output
 from ..server.durable import Storage
 from ..storage.errors import DiskFull
 from .addresses import AdvertisedAddresses
-from .auth_gate import (
-    AuthGate,
-    PasswordWorker,  # noqa: F811 (TEMPORARY: None until it lands)
-)
+from .auth_gate import AuthGate
 from .connections import Conn, Connections, Listener
 from .member import MemberView
+from .passwords import PasswordWorker
 from .peers import PeerLink
 from .serving import Frontend
 from .stopsignals import StopSignals
@@ -45,9 +43,9 @@ class EventLoop:
                  supervisor: Supervisor | None = None, advertised: list[str] | None = None) -> None:
         self.driver, self.view, self.storage = driver, view, storage
         self.supervisor = supervisor or Supervisor({})  # sd_notify; a no-op outside systemd
-        self.passwords = PasswordWorker() if PasswordWorker is not None else None  # TEMPORARY guard
+        self.passwords = PasswordWorker()  # bcrypt, off the loop's thread (see auth_gate.py)
         self.front = Frontend(driver, view, lambda conn: self.connections.close(conn),
-                              AuthGate(lambda: driver.auth, self.passwords) if self.passwords else None)
+                              AuthGate(lambda: driver.auth, self.passwords))
         self.tick_s = tick_s
         self._next_tick = time.monotonic() + tick_s
         self.sel = selectors.DefaultSelector()
@@ -65,8 +63,7 @@ class EventLoop:
             self.sel.register(listener.sock, selectors.EVENT_READ, listener)
         self.listeners = [listener.sock for listener in listeners]
         self.signals = StopSignals(self.sel, self.stop)
-        if self.passwords is not None:
-            self.sel.register(self.passwords.fileno(), selectors.EVENT_READ, self.passwords)
+        self.sel.register(self.passwords.fileno(), selectors.EVENT_READ, self.passwords)
         self.addresses = AdvertisedAddresses(self.sel, advertised or [], self.supervisor)
 
     def stop(self) -> None:
@@ -102,7 +99,7 @@ class EventLoop:
                 self.connections.accept(data)
             elif type(data) is AdvertisedAddresses:
                 data.on_readable()
-            elif data is self.passwords and data is not None:
+            elif type(data) is PasswordWorker:
                 data.on_readable()
             else:
                 self.signals.drain()
@@ -215,8 +212,7 @@ class EventLoop:
             self.connections.close(conn)
         self.transport.close()
         self.addresses.close()
-        if self.passwords is not None:
-            self.sel.unregister(self.passwords.fileno())
-            self.passwords.close()
+        self.sel.unregister(self.passwords.fileno())
+        self.passwords.close()
         self.storage.close()
         log.info("stopped")

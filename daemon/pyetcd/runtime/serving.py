@@ -34,7 +34,7 @@ _INTERNAL_ERROR = Reply(500, [(b"Content-Type", b"text/plain; charset=utf-8")], 
 
 class Frontend:
     def __init__(self, driver: MemberDriver, view: MemberView, close: Callable[[Conn], None],
-                 gate: AuthGate | None) -> None:
+                 gate: AuthGate) -> None:
         self.driver = driver
         self.view = view
         self.gate = gate
@@ -75,7 +75,7 @@ class Frontend:
                 conn.http.reply(reply, self.date_header())
                 return
             who = NOBODY
-            if self.view.auth.enabled and self.gate is not None:
+            if self.view.auth.enabled:
                 found = self.gate.identify(req.headers, lambda: self._verified(conn, req))
                 if found is None:
                     return  # the password is being checked; _verified routes the request again
@@ -114,10 +114,16 @@ class Frontend:
             req = Request(AUTH, value=c.op.encode(), time_ns=time.time_ns())
             self.driver.propose(conn, c, req, time.monotonic())
 
-        if change.password and self.gate is None:  # TEMPORARY until the bcrypt worker lands
-            conn.http.reply(Reply(501, [], b"auth: passwords are not supported yet\n"), self.date_header())
-        elif change.password:
-            self.gate.worker.hash(change.password, lambda h: propose(change.with_hash(h)))
+        def hashed(password_hash: str) -> None:
+            if password_hash:
+                propose(change.with_hash(password_hash))
+            elif conn.sock.fileno() >= 0 and conn.http.busy:  # bcrypt failed: nothing is stored
+                conn.http.reply(_INTERNAL_ERROR, self.date_header())
+                self.dirty.add(conn)
+                self.serve(conn)
+
+        if change.password:
+            self.gate.worker.hash(change.password, hashed)
         else:
             propose(change)
 

@@ -228,7 +228,7 @@ class AuthState:
     def _update_user(self, op: AuthOp) -> dict[str, object]:
         old = self.user(op.name)
         if old is None:
-            raise AuthError(404, f"auth: User {op.name} doesn't exist.")
+            raise AuthError(404, f"auth: User {op.name} does not exist.")  # getUser's own error
         current = list(old.roles or [])
         for g in op.grant:
             if g in current:
@@ -270,7 +270,7 @@ class AuthState:
             return Outcome(201, role.to_json_obj())
         old = self.roles.get(op.name)
         if old is None:
-            raise AuthError(404, f"auth: Role {op.name} doesn't exist.")
+            raise AuthError(404, f"auth: Role {op.name} does not exist.")  # getRole's own error
         read, write = old.read, old.write
         if op.grant_perms is not None:  # Go's Grant: both lists rebuilt (sorted, never nil) when present
             read, write = _granted(read, op.grant_perms[0], "read"), _granted(write, op.grant_perms[1], "write")
