@@ -435,9 +435,166 @@ def disabled_again() -> Case:
     )
 
 
+def stats() -> Send:
+    """A /v2/stats/store snapshot; the test compares each snapshot's counters as the change since the one
+    before it (etcd's auth bookkeeping goes through the v2 store and shows in its counters)."""
+    return call("GET", "/v2/stats/store")
+
+
+ROOT2 = ("root", "rootpw2")
+ROOT3 = ("root", "rootpw3")
+Q_PASSWORD = ">>>?"  # "q:>>>?" encodes with both '+' and '/'
+Q_STD = "Basic " + base64.b64encode(f"q:{Q_PASSWORD}".encode()).decode("ascii")
+
+
+def json_and_names() -> Case:
+    """Auth disabled: request bodies as Go's json.Decoder reads them, odd names, Go's ServeMux on unclean
+    paths, permissions stored as given until a grant/revoke sorts them, store counters of auth changes."""
+    return case(
+        "json_and_names",
+        call("PUT", "/v2/auth/users/trail", raw='{"user":"trail","password":"p"}garbage'),
+        call("PUT", "/v2/auth/users/trail2", raw='{"user":"trail2","password":"p"} {"user":"x"}'),
+        call("PUT", "/v2/auth/users/caseu", raw='{"User":"caseu","PASSWORD":"p"}'),
+        call("PUT", "/v2/auth/users/nulls", raw='{"user":"nulls","password":"p","roles":null,"grant":null}'),
+        call("PUT", "/v2/auth/users/emptybody", raw=""),
+        call("PUT", "/v2/auth/users/nullbody", raw="null"),
+        call("PUT", "/v2/auth/users/num", raw='{"user":"num","password":5}'),
+        call("PUT", "/v2/auth/users/dupkey", raw='{"user":"dupkey","password":"a","password":"b"}'),
+        call("PUT", "/v2/auth/users/ws", raw=' \n {"user":"ws","password":"w"}\n'),
+        call("PUT", "/v2/auth/users/j%C3%B6hn", js={"user": "jöhn", "password": "pässword"}),
+        call("PUT", "/v2/auth/users/Zed", js={"user": "Zed", "password": "z"}),
+        call("PUT", "/v2/auth/users/a:b", js={"user": "a:b", "password": "x"}),
+        call("PUT", "/v2/auth/users/q", js={"user": "q", "password": Q_PASSWORD, "roles": ["star"]}),
+        call("PUT", "/v2/auth/users/", js={"user": "", "password": "x"}),
+        call("PUT", "/v2/auth/roles/", js={"role": ""}),
+        call("GET", "/v2/auth/users/./root"),
+        call("GET", "/v2/auth//users"),
+        call("PUT", "/v2/auth/roles/a%2Fb", js={"role": "a/b"}),
+        call("PUT", "/v2/auth/roles/casr", raw='{"Role":"casr","Permissions":{"KV":{"Read":["/c"]}}}'),
+        role("dup", permissions=perms(["/z", "/a", "/z"])),
+        call("GET", "/v2/auth/roles/dup"),
+        role("dup", grant={"kv": {"write": ["/w"]}}),
+        call("PUT", "/v2/auth/roles/nullp", raw='{"role":"nullp","permissions":null}'),
+        role("star", permissions=perms(["*"])),
+        role("cfgw", permissions=perms([], ["/cfg"])),
+        role("reader2", permissions=perms(["/app/*", "/cfg"])),
+        user("multi", password="m", roles=["writer", "mid", "writer"]),
+        call("GET", "/v2/auth/users/multi"),
+        user("multi", grant=["star"]),
+        user("dave", grant=["cfgw"]),
+        user("rita", password="ritapw", roles=["reader2"]),
+        user("stary", password="starypw", roles=["star"]),
+        call("GET", "/v2/auth/users"),
+        call("GET", "/v2/auth/roles"),
+        stats(),
+        user("statu", password="s"),
+        stats(),
+        user("statu", grant=["star"]),
+        stats(),
+        user("statu", method="DELETE"),
+        stats(),
+        user("statu", method="DELETE"),
+        user("nobody2", grant=["star"]),
+        role("nosuch", method="DELETE"),
+        stats(),
+        call("GET", "/v2/auth/users"),
+        call("GET", "/v2/auth/roles/dup"),
+        stats(),
+        kv("GET", "/idx/mark"),
+        stats(),
+        mark(),
+    )
+
+
+def enabled_edges() -> Case:
+    """Enabled again: store counters of credential checks, key paths as Go decodes them, recursive from a
+    form body, the "*" pattern, credentials in odd shapes, verdicts forgotten when a password changes."""
+    return case(
+        "enabled_edges",
+        call("PUT", "/v2/auth/enable"),
+        mark(ROOT2),
+        stats(),
+        kv("GET", "/public"),
+        stats(),
+        kv("GET", "/idx/mark", ROOT2),
+        stats(),
+        kv("GET", "/idx/mark", ("rita", "ritapw")),
+        stats(),
+        call("GET", "/v2/auth/users", ROOT2),
+        stats(),
+        call("GET", "/v2/auth/enable"),
+        stats(),
+        kv("PUT", "/app/x", ROOT2, value="edge"),
+        call("GET", "/v2/keys", ("stary", "starypw")),  # "*" matches even the empty key
+        kv("GET", "/", ("stary", "starypw"), query="recursive=true&sorted=true"),
+        kv("PUT", "/cfg", DAVE, value="d"),
+        kv("PUT", "/cfg", DAVE, value="d", recursive="true"),  # recursive from the form body
+        kv("PUT", "/cfg", DAVE, query="recursive=true", value="d"),
+        kv("GET", "/cfg", ("rita", "ritapw"), query="recursive=1"),
+        kv("GET", "/cfg", ("rita", "ritapw"), query="recursive=false"),
+        kv("GET", "/cfg", ("rita", "ritapw"), query="recursive=TRUE"),
+        kv("GET", "/cfg", ("rita", "ritapw"), query="recursive=yes"),  # parameter error first: 400
+        call("GET", "/v2/keys/app%2Fx", ("rita", "ritapw")),
+        call("GET", "/v2/keys/%61pp/x", ("rita", "ritapw")),
+        call("GET", "/v2/keys/app/x/", ("rita", "ritapw")),
+        call("GET", "/v2/keys//app/x"),  # ServeMux redirect before any check
+        call("GET", "/v2/keys/app/./x", ("rita", "ritapw")),
+        kv("GET", "/app", ("rita", "ritapw"), query="wait=true&recursive=true"),
+        kv("POST", "/app", BOB, value="no"),
+        # credentials in odd shapes
+        Send(req("GET", "/v2/auth/users", headers=(*authorization(ROOT2), ("Authorization", "Basic !!!")))),
+        Send(req("GET", "/v2/auth/users", headers=(("Authorization", "Basic !!!"), *authorization(ROOT2)))),
+        kv("GET", "/idx/mark", authorization(ROOT2)[0][1] + "  "),
+        kv("GET", "/idx/mark", Q_STD),
+        kv("GET", "/idx/mark", Q_STD.replace("+", "-").replace("/", "_")),
+        call("PUT", "/v2/auth/users/j%C3%B6hn", ROOT2, js={"user": "jöhn", "grant": ["star"]}),
+        kv("GET", "/idx/mark", "Basic " + base64.b64encode("jöhn:pässword".encode()).decode("ascii")),
+        kv("GET", "/idx/mark", "Basic " + base64.b64encode("jöhn:pässword".encode("latin-1")).decode("ascii")),
+        call("PUT", "/v2/auth/users/a:b", ROOT2, js={"user": "a:b", "grant": ["star"]}),
+        kv("GET", "/idx/mark", ("a:b", "x")),
+        kv("GET", "/idx/mark", ("caseu", "p")),
+        call("PUT", "/v2/auth/users/caseu", ROOT2, js={"user": "caseu", "grant": ["star"]}),
+        kv("GET", "/idx/mark", ("caseu", "p")),
+        # a changed password or a re-created user: earlier verdicts no longer count
+        call("GET", "/v2/auth/users", ROOT2),
+        user("root", ROOT2, password="rootpw3"),
+        call("GET", "/v2/auth/users", ROOT2),
+        call("GET", "/v2/auth/users", ROOT3),
+        kv("PUT", "/app/y", BOB, value="b1"),
+        user("bob", ROOT3, method="DELETE"),
+        user("bob", ROOT3, password="bobpw2", roles=["writer"]),
+        kv("PUT", "/app/y", BOB, value="b2"),
+        kv("PUT", "/app/y", ("bob", "bobpw2"), value="b3"),
+        mark(ROOT3),
+        stats(),
+        call("DELETE", "/v2/auth/enable", ROOT3),
+        stats(),
+        mark(),
+    )
+
+
+def empty_pattern() -> Case:
+    """An empty key pattern: etcd 3.4 indexes pattern[len-1] and the request's goroutine panics (the
+    connection is closed without an answer); patterns before it in the list are still tried first."""
+    return case(
+        "empty_pattern",
+        role("emptypat", permissions=perms(["/nomatch", ""])),
+        role("emptylast", permissions=perms(["/public", ""])),
+        user("emp", password="e", roles=["emptypat"]),
+        user("empl", password="e", roles=["emptylast"]),
+        call("PUT", "/v2/auth/enable"),
+        kv("GET", "/public", ("empl", "e")),
+        kv("GET", "/public", ("emp", "e")),
+        call("GET", "/v2/auth/enable"),
+        call("DELETE", "/v2/auth/enable", ROOT3),
+        mark(),
+    )
+
+
 def auth_script() -> list[Case]:
     return [disabled_setup(), enable_guest_default(), credentials(), guest_revoked(), password_and_roles(),
-            root_immutability(), guest_recreated(), disabled_again()]
+            root_immutability(), guest_recreated(), disabled_again(), json_and_names(), enabled_edges(),
+            empty_pattern()]
 
 
 AUTH_SCRIPT: list[Case] = auth_script()

@@ -1,8 +1,9 @@
 """etcd 3.4's v2 auth, differentially: the script of auth_cases.py runs on a fresh Debian etcd 3.4 and a fresh
 pyetcd (or, with ``DIFF_AGAINST=etcd``, a second etcd: that mode proves the script and the harness), and
 every answer must agree: status, body (indexes relative to the phase's start, JSON field order, Go's
-encoding and its trailing newline), Content-Type, X-Etcd-Index, X-Etcd-Cluster-Id, Allow, and
-WWW-Authenticate (added here to the harness's view of each answer).
+encoding and its trailing newline), Content-Type, X-Etcd-Index, X-Etcd-Cluster-Id, Allow, and, added
+here to the harness's view of each answer, WWW-Authenticate and the change of /v2/stats/store's counters
+between two snapshots of one phase.
 
 The whole script runs once per module (its phases depend on each other, so selecting one test still runs
 them all); each phase is its own test so that a mismatch is reported under the phase where it happens.
@@ -11,6 +12,7 @@ them all); each phase is its own test so that a mismatch is reported under the p
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +37,24 @@ def with_extra_headers(outcomes: list[Outcome]) -> list[Outcome]:
     return outcomes
 
 
+def with_stats_deltas(outcomes: list[Outcome]) -> list[Outcome]:
+    """Each /v2/stats/store answer after the first of a phase also carries its counters' change since the
+    one before (the harness compares the counters themselves only as "<int>")."""
+    before: dict[str, int] | None = None
+    for o in outcomes:
+        if not o.request.startswith("GET /v2/stats/store") or o.response.status != 200:
+            continue
+        now = json.loads(o.response.body)
+        if before is not None:
+            o.view["stats_delta"] = {k: v - before.get(k, 0) for k, v in now.items()}
+        before = now
+    return outcomes
+
+
+def views(outcomes: list[Outcome]) -> list[Outcome]:
+    return with_stats_deltas(with_extra_headers(outcomes))
+
+
 def run_script(ref: Target, other: Target) -> dict[str, str | None]:
     """Every phase in order on both servers; per phase, the mismatch report (None: all agree)."""
     reports: dict[str, str | None] = {}
@@ -44,8 +64,7 @@ def run_script(ref: Target, other: Target) -> dict[str, str | None]:
         except RuntimeError as exc:  # e.g. a phase's start could not read its base index
             reports[c.name] = f"phase {c.name!r} could not run: {exc}"
             continue
-        reports[c.name] = compare_outcomes(c, with_extra_headers(got_ref), with_extra_headers(got_other),
-                                           (ref.name, other.name))
+        reports[c.name] = compare_outcomes(c, views(got_ref), views(got_other), (ref.name, other.name))
     return reports
 
 
@@ -74,12 +93,18 @@ def test_auth_phase(c: Case, script_reports: dict[str, str | None]) -> None:
         pytest.fail(report, pytrace=False)
 
 
+def decoded(authorization: str) -> str:
+    try:
+        return base64.b64decode(authorization.removeprefix("Basic "), validate=True).decode()
+    except ValueError:
+        return ""
+
+
 def test_script_covers_the_refusals() -> None:
     """The issue's refusal list is in the script (a cheap guard against trimming it)."""
     sent = [(s.req.method, s.req.target, dict(s.req.headers).get("Authorization", ""), s.req.body or "")
             for c in AUTH_SCRIPT for s in c.steps if isinstance(s, Send)]
-    creds = {base64.b64decode(h[6:]).decode() for _, _, h, _ in sent if h.startswith("Basic ") and "!" not in h
-             and " " not in h[6:] and len(h[6:]) % 4 == 0}
+    creds = {decoded(h) for _, _, h, _ in sent}
     assert {"root:wrong", "nobody:x"} <= creds  # wrong password, unknown user
     assert any(h == "Basic !!!not-base64" for _, _, h, _ in sent)  # malformed
     assert any('"revoke":{"kv":{"read":["/*"],"write":["/*"]}}' in b and "/roles/guest" in t for _, t, _, b in sent)
