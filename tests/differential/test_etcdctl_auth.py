@@ -2,7 +2,7 @@
 
 * reference: etcdctl (ETCDCTL_API=2) against Debian's etcd 3.4 with v2 auth;
 * pyetcdctl against etcd 3.4 (the client side alone: must match the reference exactly);
-* pyetcdctl against pyetcd, and etcdctl against pyetcd (pyetcd's server side of /v2/auth).
+* pyetcdctl against pyetcd, and etcdctl against pyetcd (pyetcd's server side of /v2/auth and enforcement).
 
 Every run starts from a fresh server, auth disabled, and goes through the whole life of v2 auth: users,
 roles, grants, enabling, credentials (flag, ETCDCTL_USERNAME, asked for on a non-terminal stdin),
@@ -164,8 +164,6 @@ def run(tool: list[str], target: Target, step: Step) -> Outcome:
 
 
 RUNS = {"etcdctl/etcd": "etcd", "pyetcdctl/etcd": "etcd", "pyetcdctl/pyetcd": "pyetcd", "etcdctl/pyetcd": "pyetcd"}
-SERVER_SIDE_PENDING = pytest.mark.xfail(reason="pyetcd's server side of v2 auth (/v2/auth, enforcement) has not "
-                                               "landed yet", strict=False)
 
 
 def play(names: list[str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Outcome] | str]:
@@ -222,9 +220,7 @@ def test_reference_behaves_as_assumed(outcomes: dict[str, list[Outcome] | str]) 
     assert by_args[("-u", "alice:newpw", "set", "/k", "w")].rc == 4
 
 
-@pytest.mark.parametrize("who", ["pyetcdctl/etcd",
-                                 pytest.param("pyetcdctl/pyetcd", marks=SERVER_SIDE_PENDING),
-                                 pytest.param("etcdctl/pyetcd", marks=SERVER_SIDE_PENDING)])
+@pytest.mark.parametrize("who", ["pyetcdctl/etcd", "pyetcdctl/pyetcd", "etcdctl/pyetcd"])
 @pytest.mark.parametrize("i", range(len(SCRIPT)), ids=[" ".join(st.args)[:48] for st in SCRIPT])
 def test_auth_step_matches_etcdctl_against_etcd(outcomes: dict[str, list[Outcome] | str], who: str, i: int) -> None:
     ref, run_ = outcomes["etcdctl/etcd"], outcomes[who]

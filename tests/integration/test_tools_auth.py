@@ -4,8 +4,7 @@ revoked (so nothing works anonymously): pyetcd.client, pyetcd-locksmithctl and p
 PYETCD_SCHED_USER/PASSWORD), the discovery token service's backing store (--etcd-username/--etcd-password,
 DISC_ETCD_*), and python-etcd's username/password.
 
-Each runs against Debian's etcd 3.4 and against pyetcd (xfail until pyetcd's server side of v2 auth
-lands). The server is set up with etcdctl: user root, role `tools` (read-write on the tools' prefixes),
+Each runs against Debian's etcd 3.4 and against pyetcd. The server is set up with etcdctl: user root, role `tools` (read-write on the tools' prefixes),
 user `tool` with that role, auth enabled, guest stripped.
 """
 
@@ -37,8 +36,6 @@ AGENT = [sys.executable, "-m", "pyetcd.locksmith.agent"]
 SCHED = [sys.executable, "-m", "pyetcd.sched.cli"]
 USER, PASSWORD = "tool", "t00l pw:x"  # a space and a colon: basic auth carries them as they are
 PREFIXES = ("/coreos.com*", "/sched*", "/_etcd*", "/pe*")
-SERVER_SIDE_PENDING = pytest.mark.xfail(reason="pyetcd's server side of v2 auth (/v2/auth, enforcement) has not "
-                                               "landed yet", strict=False)
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -62,7 +59,7 @@ def secure(url: str) -> None:
     etcdctl(url, "-u", "root:rootpw", "role", "revoke", "--readwrite", "--path", "/*", "guest")
 
 
-@pytest.fixture(scope="module", params=["etcd", pytest.param("pyetcd", marks=SERVER_SIDE_PENDING)])
+@pytest.fixture(scope="module", params=["etcd", "pyetcd"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp(f"auth-{request.param}")
     srv = (etcd_server if request.param == "etcd" else pyetcd_server)(base, name="node")
