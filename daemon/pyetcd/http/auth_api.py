@@ -35,14 +35,17 @@ class Identity:
 NOBODY = Identity(False, None)
 
 
-def basic_credentials(headers: Headers) -> tuple[str, str] | None | bool:
-    """(user, password) from `Authorization: Basic ...` as Go's Request.BasicAuth reads it; None when
-    there is no Authorization header; False when there is one that is not usable Basic credentials."""
-    value = None
+def authorization(headers: Headers) -> bytes | None:
+    """The Authorization header's value (the first one, as Go reads it), or None."""
     for k, v in headers:
         if k.lower() == b"authorization":
-            value = v
-            break
+            return v
+    return None
+
+
+def basic_credentials(value: bytes | None) -> tuple[str, str] | None | bool:
+    """(user, password) from an Authorization value as Go's Request.BasicAuth reads it; None when there
+    is none; False when it is not usable Basic credentials."""
     if value is None or value == b"":
         return None
     if value[:6].lower() != b"basic ":
@@ -195,12 +198,14 @@ class AuthApi:
 
 
 def _decode(body: bytes) -> object:
-    """The first JSON value of the body (Go's Decoder ignores what follows); _BAD if there is none."""
+    """The first JSON value of the body (Go's Decoder ignores what follows); _BAD if there is none.
+    JSON null decodes into a struct as nothing at all: an empty object."""
     try:
         text = body.decode("utf-8")
-        return json.JSONDecoder().raw_decode(text.lstrip(" \t\r\n"))[0]
+        value = json.JSONDecoder().raw_decode(text.lstrip(" \t\r\n"))[0]
     except (UnicodeDecodeError, ValueError):
         return _BAD
+    return {} if value is None else value
 
 
 _BAD = object()

@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from typing import Any
 
-from ..http.auth_api import NOBODY, Identity, basic_credentials
+from ..http.auth_api import NOBODY, Identity, authorization, basic_credentials
 from ..server.auth import AuthState
 from ..server.credentials import CredentialCache
 from .passwords import PasswordWorker
@@ -32,14 +33,26 @@ class AuthGate:
         self._generation = -1
         self._state: AuthState | None = None
 
-    def identify(self, headers: list[tuple[bytes, bytes]], retry: Callable[[], None]) -> Identity | None:
+    def identify(self, headers: list[tuple[bytes, bytes]], retry: Callable[[], None], conn: Any) -> Identity | None:
         """The request's identity, or None when its password is being checked (then `retry` is called
-        from the loop once the verdict is cached: route the request again)."""
+        from the loop once the verdict is cached: route the request again). `conn.auth_memo` remembers the
+        connection's last verified Authorization value: a keep-alive client repeating it costs one compare
+        (the value is in that connection's buffers anyway; it goes with the connection)."""
         state = self._auth()
         if state is not self._state or state.generation != self._generation:  # changed, or restored
             self._state, self._generation = state, state.generation
             self.cache.clear()
-        creds = basic_credentials(headers)
+        raw = authorization(headers)
+        memo = conn.auth_memo
+        if memo is not None and memo[0] == raw and memo[1] is state and memo[2] == state.generation:
+            return memo[3]  # type: ignore[no-any-return]
+        found = self._identify(state, raw, retry)
+        if found is not None and found.user is not None:
+            conn.auth_memo = (raw, state, state.generation, found)
+        return found
+
+    def _identify(self, state: AuthState, raw: bytes | None, retry: Callable[[], None]) -> Identity | None:
+        creds = basic_credentials(raw)
         if creds is None:
             return NOBODY
         if creds is False:

@@ -41,12 +41,13 @@ class Listener:
 class Conn:
     """An accepted socket, its HTTP/1.1 state machine, and its TLS session if any."""
 
-    __slots__ = ("sock", "http", "tls", "addr", "is_peer", "watcher", "relay", "events", "serving")
+    __slots__ = ("sock", "http", "tls", "addr", "is_peer", "watcher", "relay", "events", "serving", "auth_memo")
 
     def __init__(self, sock: socket.socket, http: ServerConn, tls: TlsSession | None, addr: str, is_peer: bool):
         self.sock, self.http, self.tls, self.addr, self.is_peer = sock, http, tls, addr, is_peer
         self.watcher: Any = None  # a member's watch streaming to this connection (serving.py)
         self.relay: Any = None  # a proxy's exchange with a member for this connection (proxying.py)
+        self.auth_memo: Any = None  # the last verified credentials on this connection (auth_gate.py)
         self.events = selectors.EVENT_READ  # what the selector watches for (0: unregistered)
         self.serving = False  # inside _serve: an answer must not recurse into it
 

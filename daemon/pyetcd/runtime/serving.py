@@ -76,7 +76,7 @@ class Frontend:
                 return
             who = NOBODY
             if self.view.auth.enabled:
-                found = self.gate.identify(req.headers, lambda: self._verified(conn, req))
+                found = self.gate.identify(req.headers, lambda: self._verified(conn, req), conn)
                 if found is None:
                     return  # the password is being checked; _verified routes the request again
                 who = found

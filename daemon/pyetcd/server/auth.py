@@ -229,7 +229,7 @@ class AuthState:
         old = self.user(op.name)
         if old is None:
             raise AuthError(404, f"auth: User {op.name} does not exist.")  # getUser's own error
-        current = list(old.roles or [])
+        current = list(dict.fromkeys(old.roles or []))  # Go merges into a set: repeated roles collapse
         for g in op.grant:
             if g in current:
                 raise AuthError(409, f"auth: Granting duplicate role {g} for user {op.name}")
