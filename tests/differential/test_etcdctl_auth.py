@@ -270,9 +270,10 @@ def on_terminal(cmd: list[str], answers: list[str], env: dict[str, str]) -> tupl
     return rc, transcript.decode("utf-8", "replace").replace("\r\n", "\n")
 
 
-@pytest.fixture(scope="module")
-def auth_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    srv = etcd_server(tmp_path_factory.mktemp("tty"), name="node").start()
+@pytest.fixture(scope="module", params=["etcd", "pyetcd"])
+def auth_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    make = etcd_server if request.param == "etcd" else pyetcd_server
+    srv = make(tmp_path_factory.mktemp(f"tty-{request.param}"), name="node").start()
     try:
         env = clean_env()
         for args in (("user", "add", "root:rootpw"), ("auth", "enable")):
@@ -288,13 +289,14 @@ def auth_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     (("-u", "root", "user", "add", "{name}"), ["rootpw", "secret"]),
     (("-u", "root:rootpw", "user", "passwd", "{name}"), ["other"]),
 ], ids=["right", "wrong", "two-prompts", "passwd"])
-def test_password_prompt_on_a_terminal_matches_etcdctl(auth_etcd: Target, args: tuple[str, ...],
+def test_password_prompt_on_a_terminal_matches_etcdctl(auth_server: Target, args: tuple[str, ...],
                                                         answers: list[str]) -> None:
+    """pyetcdctl and etcdctl on a terminal, against one server (etcd 3.4, then pyetcd)."""
     got = {}
     for name, tool in (("ref", ETCDCTL), ("py", PYETCDCTL)):
         words = [a.replace("{name}", f"tty-{name}") for a in args]
-        rc, text = on_terminal([*tool, "--endpoints", auth_etcd.server.url, *words], answers, clean_env())
-        got[name] = (rc, re.sub(r"tty-(ref|py)", "tty-X", auth_etcd.normalise(text)))
+        rc, text = on_terminal([*tool, "--endpoints", auth_server.server.url, *words], answers, clean_env())
+        got[name] = (rc, re.sub(r"tty-(ref|py)", "tty-X", auth_server.normalise(text)))
     assert got["ref"][1].count("<typed>") == len(answers), got["ref"]  # the reference behaves as assumed
     for answer in answers:
         assert answer not in got["py"][1], "the password was echoed"
