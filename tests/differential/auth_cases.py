@@ -357,6 +357,10 @@ def password_and_roles() -> Case:
         call("GET", "/v2/auth/users", ROOT),
         call("GET", "/v2/auth/roles", ROOT),
         user("alice", ROOT, method="DELETE"),
+        user("carol", ROOT, password="carol2", grant=["mid"]),  # password and grant at once
+        user("carol", ROOT, password="carol3", roles=[]),  # empty roles: a password update
+        kv("GET", "/a/*/b", ("carol", "carol2")),
+        kv("GET", "/a/*/b", ("carol", "carol3")),
         mark(ROOT),
         kv("GET", "/app/x", ALICE2),  # unknown user now
         user("admin", ROOT, password="adminpw", roles=["root"]),
@@ -423,7 +427,8 @@ def disabled_again() -> Case:
         user("root", method="DELETE"),
         mark(),
         call("PUT", "/v2/auth/enable"),  # no root user: 409
-        user("root", password="rootpw2", roles=["root"]),
+        user("root", password="rootpw2", roles=["writer"]),  # the root role is appended: ["writer","root"]
+        call("GET", "/v2/auth/users/root"),
         call("PUT", "/v2/auth/enable"),
         mark(("root", "rootpw2")),
         call("GET", "/v2/auth/roles/guest", ("root", "rootpw2")),
@@ -484,6 +489,16 @@ def json_and_names() -> Case:
         user("dave", grant=["cfgw"]),
         user("rita", password="ritapw", roles=["reader2"]),
         user("stary", password="starypw", roles=["star"]),
+        user("Zed", grant=["ghostrole"]),  # a role that does not exist can be granted
+        call("GET", "/v2/auth/users/Zed"),
+        user("Zed", revoke=["ghostrole"]),
+        user("Zed"),  # no change asked, but null roles become []
+        user("multi2", password="m", roles=["writer", "mid"]),
+        user("multi2"),  # no change asked, but the roles get sorted
+        role("unsorted", permissions=perms(["/b", "/a"])),
+        role("unsorted", revoke=perms(["/nope"])),  # nothing revoked, but the lists get sorted
+        role("unsorted", revoke=perms(["/nope"])),  # now nothing changes: 400
+        role("empty", revoke=perms(["/x"])),  # null lists become []
         call("GET", "/v2/auth/users"),
         call("GET", "/v2/auth/roles"),
         stats(),
@@ -541,6 +556,7 @@ def enabled_edges() -> Case:
         call("GET", "/v2/keys/app/./x", ("rita", "ritapw")),
         kv("GET", "/app", ("rita", "ritapw"), query="wait=true&recursive=true"),
         kv("POST", "/app", BOB, value="no"),
+        kv("GET", "/app/", ("rita", "ritapw")),  # "/app/" matches "/app/*": the directory itself
         # credentials in odd shapes
         Send(req("GET", "/v2/auth/users", headers=(*authorization(ROOT2), ("Authorization", "Basic !!!")))),
         Send(req("GET", "/v2/auth/users", headers=(("Authorization", "Basic !!!"), *authorization(ROOT2)))),
@@ -565,6 +581,8 @@ def enabled_edges() -> Case:
         user("bob", ROOT3, password="bobpw2", roles=["writer"]),
         kv("PUT", "/app/y", BOB, value="b2"),
         kv("PUT", "/app/y", ("bob", "bobpw2"), value="b3"),
+        kv("DELETE", "/app/", ("bob", "bobpw2"), query="recursive=true"),  # "/app/" is covered by "/app/*"
+        kv("GET", "/app", ROOT3),
         mark(ROOT3),
         stats(),
         call("DELETE", "/v2/auth/enable", ROOT3),
@@ -591,10 +609,91 @@ def empty_pattern() -> Case:
     )
 
 
+def guest_default_again() -> Case:
+    """A guest role deleted while disabled is re-created with full access by the next enable; a watch opened
+    before auth was enabled still gets its event; ends enabled, for the restart."""
+    return case(
+        "guest_default_again",
+        WatchStart("early", req("GET", "/v2/keys/wa?wait=true")),
+        role("guest", method="DELETE"),
+        call("PUT", "/v2/auth/enable"),
+        mark(ROOT3),
+        call("GET", "/v2/auth/roles/guest", ROOT3),
+        role("guest", ROOT3, revoke=ALL_ACCESS),
+        kv("PUT", "/wa", ROOT3, value="after-enable"),
+        WatchEnd("early"),
+        kv("GET", "/wa"),
+        user("persist", ROOT3, password="persistpw", roles=["writer"]),
+        kv("PUT", "/app/p", ("persist", "persistpw"), value="p1"),
+        role("guest", ROOT3, grant=ALL_ACCESS),
+        mark(),
+    )
+
+
+def after_restart() -> Case:
+    """Both servers restarted from their data directories (the test does it before this phase): auth stays
+    enabled, users, roles and passwords persist, the guest still decides for anonymous requests."""
+    return case(
+        "after_restart",
+        call("GET", "/v2/auth/enable"),
+        stats(),
+        kv("GET", "/idx/mark"),
+        stats(),
+        call("GET", "/v2/auth/users", ROOT3),
+        call("GET", "/v2/auth/roles", ROOT3),
+        kv("PUT", "/app/p", ("persist", "persistpw"), value="p2"),
+        kv("PUT", "/app/p", ("persist", "wrong"), value="p3"),
+        stats(),
+        role("guest", ROOT3, revoke=ALL_ACCESS),
+        stats(),
+        mark(ROOT3),
+        kv("GET", "/idx/mark"),
+        call("OPTIONS", "/v2/keys/idx/mark"),
+        call("OPTIONS", "/v2/auth/users"),
+        call("GET", "/v2/members"),
+        call("DELETE", "/v2/members/abcdef0123456789"),
+        user("persist", ROOT3, method="DELETE"),
+        call("DELETE", "/v2/auth/enable", ROOT3),
+        mark(),
+        call("GET", "/v2/auth/enable"),
+    )
+
+
+RESTART_BEFORE = frozenset({"after_restart"})  # phases before which the test restarts both servers
+
+
 def auth_script() -> list[Case]:
     return [disabled_setup(), enable_guest_default(), credentials(), guest_revoked(), password_and_roles(),
             root_immutability(), guest_recreated(), disabled_again(), json_and_names(), enabled_edges(),
-            empty_pattern()]
+            empty_pattern(), guest_default_again(), after_restart()]
 
 
 AUTH_SCRIPT: list[Case] = auth_script()
+
+
+# ---- pipelining: answers in request order while passwords are being checked ---------------------------
+
+PIPE_SETUP: Case = case(
+    "pipeline_setup",
+    user("root", password="rootpw"),
+    role("preader", permissions=perms(["/p/*"])),
+    *(user(f"u{i}", password=f"u{i}pw", roles=["preader"]) for i in (1, 2, 3)),
+    kv("PUT", "/p/k", value="v"),
+    call("PUT", "/v2/auth/enable"),
+    role("guest", ROOT, revoke=ALL_ACCESS),
+)
+
+# Sent back to back on one keep-alive connection (nothing cached yet for u1..u3)
+PIPELINE: list[Send] = [
+    kv("GET", "/p/k", ("u1", "u1pw")),
+    kv("GET", "/p/k"),
+    kv("GET", "/p/k", ("u2", "u2pw")),
+    kv("GET", "/p/k", ("u1", "bad")),
+    kv("PUT", "/p/k", ("u3", "u3pw"), value="no"),
+    kv("GET", "/p/k", ("u1", "u1pw")),
+    call("GET", "/v2/auth/users", ROOT),
+    kv("PUT", "/p/k", ROOT, value="w"),
+    kv("GET", "/p/k", ("u3", "u3pw")),
+    call("GET", "/v2/auth/enable"),
+]
+

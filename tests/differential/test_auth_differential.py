@@ -18,10 +18,32 @@ from pathlib import Path
 
 import pytest
 
-from tests.differential.auth_cases import AUTH_SCRIPT
-from tests.differential.harness import Case, Outcome, Send, Target, compare_outcomes, run_both
+from tests.differential.auth_cases import (
+    AUTH_SCRIPT,
+    PIPE_SETUP,
+    PIPELINE,
+    RESTART_BEFORE,
+    ROOT,
+    authorization,
+)
+from tests.differential.harness import (
+    DEFAULT_TIMEOUT,
+    Case,
+    Connection,
+    Context,
+    Outcome,
+    Send,
+    Target,
+    compare_outcomes,
+    describe_request,
+    exchange,
+    normalise,
+    render_request,
+    request_headers,
+    run_both,
+)
 from tests.differential.test_differential import AGAINST, start_other, warm_up
-from tests.support.servers import etcd_available, etcd_server
+from tests.support.servers import Server, etcd_available, etcd_server
 
 pytestmark = pytest.mark.skipif(not etcd_available(), reason="etcd (Debian etcd-server 3.4) is not on PATH")
 
@@ -55,16 +77,27 @@ def views(outcomes: list[Outcome]) -> list[Outcome]:
     return with_stats_deltas(with_extra_headers(outcomes))
 
 
-def run_script(ref: Target, other: Target) -> dict[str, str | None]:
+def restart(*servers: Server) -> None:
+    """Stop both, then start them again from their data directories (same flags, same ports)."""
+    for s in servers:
+        s.stop()
+    for s in servers:
+        s.start()
+
+
+def run_script(ref: Server, other: Server) -> dict[str, str | None]:
     """Every phase in order on both servers; per phase, the mismatch report (None: all agree)."""
     reports: dict[str, str | None] = {}
+    names = ("etcd", AGAINST if AGAINST == "pyetcd" else "etcd#2")
     for c in AUTH_SCRIPT:
+        if c.name in RESTART_BEFORE:
+            restart(ref, other)
         try:
-            got_ref, got_other = run_both(c, "", ref, other)
+            got_ref, got_other = run_both(c, "", Target(names[0], ref.port), Target(names[1], other.port))
         except RuntimeError as exc:  # e.g. a phase's start could not read its base index
             reports[c.name] = f"phase {c.name!r} could not run: {exc}"
             continue
-        reports[c.name] = compare_outcomes(c, views(got_ref), views(got_other), (ref.name, other.name))
+        reports[c.name] = compare_outcomes(c, views(got_ref), views(got_other), names)
     return reports
 
 
@@ -79,8 +112,7 @@ def script_reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
     try:
         for s in (ref, other):
             warm_up(s)
-        yield run_script(Target("etcd", ref.port),
-                         Target(AGAINST if AGAINST == "pyetcd" else "etcd#2", other.port))
+        yield run_script(ref, other)
     finally:
         other.stop()
         ref.stop()
@@ -89,6 +121,53 @@ def script_reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
 @pytest.mark.parametrize("c", AUTH_SCRIPT, ids=[c.name for c in AUTH_SCRIPT])
 def test_auth_phase(c: Case, script_reports: dict[str, str | None]) -> None:
     report = script_reports[c.name]
+    if report:
+        pytest.fail(report, pytrace=False)
+
+
+def pipelined(server: Server, steps: list[Send]) -> list[Outcome]:
+    """The requests back to back on one keep-alive connection, then their answers in order (indexes
+    relative to the store index a root read sees first)."""
+    root = exchange(server.port, "GET", "/v2/keys/", headers=list(authorization(ROOT)))
+    ctx = Context(server.port, server.url, "", int(root.header("X-Etcd-Index") or 0))
+    sent = [(s.req, ctx.fill(s.req.target), ctx.fill_body(s.req), request_headers(ctx, s.req)) for s in steps]
+    conn = Connection(server.port)
+    try:
+        conn.send(b"".join(render_request(r.method, target, server.port, body, hdrs)
+                           .replace(b"Connection: close\r\n", b"") for r, target, body, hdrs in sent))
+        out = []
+        for no, (r, target, body, hdrs) in enumerate(sent, 1):
+            resp = conn.read_body(conn.read_head(DEFAULT_TIMEOUT), r.method, DEFAULT_TIMEOUT)
+            view = normalise(resp, ctx, r.method, target, body, watch=False)
+            out.append(Outcome(no, describe_request(r.method, target, body, hdrs), resp, view))
+        return out
+    finally:
+        conn.close()
+
+
+def test_pipelined_credentials(tmp_path: Path) -> None:
+    """Requests pipelined on one connection, some waiting for a password check: answered in order, each as
+    etcd answers it."""
+    for d in ("ref", "other"):
+        (tmp_path / d).mkdir()
+    ref = etcd_server(tmp_path / "ref").start()
+    try:
+        other = start_other(tmp_path / "other")
+    except BaseException:
+        ref.stop()
+        raise
+    try:
+        for s in (ref, other):
+            warm_up(s)
+        names = ("etcd", AGAINST if AGAINST == "pyetcd" else "etcd#2")
+        setup = run_both(PIPE_SETUP, "", Target(names[0], ref.port), Target(names[1], other.port))
+        report = compare_outcomes(PIPE_SETUP, *setup, names)
+        pipe = Case("pipeline", tuple(PIPELINE))
+        report = "\n\n".join(filter(None, [report, compare_outcomes(pipe, views(pipelined(ref, PIPELINE)),
+                                                                     views(pipelined(other, PIPELINE)), names)]))
+    finally:
+        other.stop()
+        ref.stop()
     if report:
         pytest.fail(report, pytrace=False)
 
