@@ -417,13 +417,20 @@ def test_proxy_level_answers(pair: Pair, target: str) -> None:
     ("GET", "/v2/keys//cors"),
 ])
 def test_cors_headers(pair: Pair, method: str, target: str) -> None:
-    """The CORS headers, with their multiplicity: etcd's proxy wraps its handler in its own CORS layer
-    (--cors, default *), so an answer it forwards carries the member's CORS headers and then its own again,
-    and an answer it makes itself (config, 405) carries its own; its path-cleaning 301 comes from the mux
-    outside that layer and has none."""
+    """The CORS headers. etcd's proxy wraps its handler in its own CORS layer (--cors, default *): an answer
+    it makes itself (config, 405) carries them once, as ours does; an answer it forwards carries the member's
+    and then its own again. Ours passes the member's on once, on purpose: a repeated
+    Access-Control-Allow-Origin is refused by browsers, so only the multiplicity may differ there. etcd's
+    path-cleaning 301 comes from its mux outside that layer and has none; ours forwards the request and the
+    member's 301 has them (noted, not copied)."""
     body = b"value=1" if method == "PUT" else None
     got = [cors_headers(exchange(p.port, method, target, body, [("Content-Type", FORM)] if body else None))
            for p in pair.both]
+    if target == "/v2/keys//cors" and pair.got.kind == "pyetcd":
+        assert got[0] == [] and sorted(set(got[1])) == got[1] and len(got[1]) == 3, got
+        return
+    if pair.got.kind == "pyetcd":
+        got[0] = sorted(set(got[0]))
     assert got[0] == got[1], f"{method} {target}\netcd proxy: {got[0]}\n{pair.got.kind} proxy: {got[1]}"
 
 

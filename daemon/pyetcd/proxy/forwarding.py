@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import json
 
-from ..http.client_api import Headers, Reply
+from ..http.client_api import CORS, Headers, Reply
 
 # Go's httputil list: these describe one hop, not the message.
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
                         b"trailers", b"transfer-encoding", b"upgrade"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 CONFIG_PATH = b"/v2/config/local/proxy"
-_JSON = [(b"Content-Type", b"application/json")]
-_TEXT = [(b"Content-Type", b"text/plain; charset=utf-8")]
+# etcd's proxy wraps its own answers in its CORS layer (--cors, default "*"); a readonly refusal comes first.
+_JSON = [*CORS, (b"Content-Type", b"application/json")]
+_TEXT = [*CORS, (b"Content-Type", b"text/plain; charset=utf-8")]
 
 
 def upstream_headers(headers: Headers, body: bytes, method: str, client_ip: str, host: bytes) -> Headers:
@@ -74,7 +75,7 @@ def readonly_refused(method: str) -> Reply:
 def config(method: str, endpoint_urls: list[str]) -> Reply:
     """GET /v2/config/local/proxy: the endpoints available now (Go's json.Encoder adds the newline)."""
     if method != "GET":
-        return Reply(405, [(b"Allow", b"GET"), *_TEXT, (b"X-Content-Type-Options", b"nosniff")],
+        return Reply(405, [*_TEXT, (b"Allow", b"GET"), (b"X-Content-Type-Options", b"nosniff")],
                      b"Method Not Allowed\n")
     return Reply(200, list(_TEXT), json.dumps({"endpoints": endpoint_urls}, separators=(",", ":")).encode() + b"\n")
 
