@@ -697,3 +697,32 @@ PIPELINE: list[Send] = [
     call("GET", "/v2/auth/enable"),
 ]
 
+
+
+# ---- --client-cert-auth: a verified client certificate's CN names the user when no Authorization header comes
+
+CERT_NAMES = ("root", "alice", "nobody")
+CERT_SCRIPT: list[tuple[str, Send]] = [
+    ("root", user("root", password="rootpw")),
+    ("root", role("r", permissions=perms(["/c/*"]))),
+    ("root", user("alice", password="alicepw", roles=["r"])),
+    ("root", kv("PUT", "/c/x", value="1")),
+    ("root", call("PUT", "/v2/auth/enable")),
+    ("root", role("guest", ROOT, revoke=ALL_ACCESS)),
+    ("alice", kv("GET", "/c/x")),
+    ("nobody", kv("GET", "/c/x")),  # no such user: refused (the guest may do nothing)
+    ("alice", kv("GET", "/c/x", ("alice", "wrong"))),  # a header wins over the certificate
+    ("nobody", kv("GET", "/c/x", ("alice", "alicepw"))),
+    ("alice", kv("PUT", "/c/x", value="2")),
+    ("root", kv("GET", "/c/x")),  # the certificate with CN "root" is the root user
+    ("root", call("GET", "/v2/auth/users")),
+    ("alice", call("GET", "/v2/auth/users")),
+    ("alice", call("GET", "/v2/auth/users", ROOT)),
+    ("root", call("GET", "/v2/auth/users", ("root", "wrong"))),
+    ("root", call("DELETE", "/v2/members/abcdef0123456789")),
+    ("alice", call("DELETE", "/v2/members/abcdef0123456789")),
+    ("alice", call("DELETE", "/v2/auth/enable")),
+    ("nobody", call("GET", "/v2/auth/enable")),
+    ("root", kv("PUT", "/c/y", value="3")),  # the only write by certificate, last: it moves the index
+    ("root", call("DELETE", "/v2/auth/enable")),
+]

@@ -12,14 +12,20 @@ them all); each phase is its own test so that a mismatch is reported under the p
 from __future__ import annotations
 
 import base64
+import http.client
 import json
+import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pyetcd.ops.certs import create_ca, issue
 
 from tests.differential.auth_cases import (
     AUTH_SCRIPT,
+    CERT_NAMES,
+    CERT_SCRIPT,
     PIPE_SETUP,
     PIPELINE,
     RESTART_BEFORE,
@@ -32,6 +38,7 @@ from tests.differential.harness import (
     Connection,
     Context,
     Outcome,
+    Response,
     Send,
     Target,
     compare_outcomes,
@@ -43,7 +50,7 @@ from tests.differential.harness import (
     run_both,
 )
 from tests.differential.test_differential import AGAINST, start_other, warm_up
-from tests.support.servers import Server, etcd_available, etcd_server
+from tests.support.servers import PYETCD_BIN, Server, etcd_available, etcd_server, pyetcd_server
 
 pytestmark = pytest.mark.skipif(not etcd_available(), reason="etcd (Debian etcd-server 3.4) is not on PATH")
 
@@ -168,6 +175,74 @@ def test_pipelined_credentials(tmp_path: Path) -> None:
     finally:
         other.stop()
         ref.stop()
+    if report:
+        pytest.fail(report, pytrace=False)
+
+
+def https_exchange(port: int, tls: ssl.SSLContext, method: str, target: str, body: bytes | None = None,
+                   headers: list[tuple[str, str]] | None = None) -> Response:
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=tls, timeout=DEFAULT_TIMEOUT)
+    try:
+        conn.request(method, target, body=body, headers=dict(headers or []))
+        r = conn.getresponse()
+        return Response(r.status, r.reason, r.getheaders(), r.read(), recv_time=time.time())
+    except (OSError, http.client.HTTPException) as exc:
+        return Response(0, "", [], b"", error=f"{type(exc).__name__}: {exc}")
+    finally:
+        conn.close()
+
+
+def start_tls(kind: str, base: Path, extra: list[str], tls: ssl.SSLContext) -> Server:
+    """etcd or pyetcd serving clients over HTTPS only, with `extra` (TLS) flags."""
+    base.mkdir()
+    s = etcd_server(base, extra=extra) if kind == "etcd" else pyetcd_server(base, name="ref", extra=extra)
+    s.argv = [a.replace(s.url, s.url.replace("http:", "https:")) for a in s.argv]
+    s.log_path = base / f"{s.data_dir.name}.log"
+    s.launch(s.argv)
+    s.wait_ready(lambda: https_exchange(s.port, tls, "GET", "/health").status == 200, kind, 20.0)
+    return s
+
+
+def run_cert_script(s: Server, contexts: dict[str, ssl.SSLContext]) -> list[Outcome]:
+    url = s.url.replace("http:", "https:")
+    base = https_exchange(s.port, contexts["root"], "GET", "/v2/keys/").header("X-Etcd-Index")
+    ctx = Context(s.port, url, "", int(base or 0))
+    out = []
+    for no, (cn, step) in enumerate(CERT_SCRIPT, 1):
+        r = step.req
+        target, body, hdrs = ctx.fill(r.target), ctx.fill_body(r), request_headers(ctx, r)
+        resp = https_exchange(s.port, contexts[cn], r.method, target, body, hdrs)
+        view = normalise(resp, ctx, r.method, target, body, watch=False)
+        out.append(Outcome(no, f"[client certificate CN={cn}] " + describe_request(r.method, target, body, hdrs),
+                           resp, view))
+    return out
+
+
+def test_client_certificate_identifies_the_user(tmp_path: Path) -> None:
+    """With --client-cert-auth, a request without an Authorization header is the user named by its verified
+    client certificate's CN (etcd's userFromClientCertificate), for keys, members and the auth API alike."""
+    ca = create_ca(tmp_path / "pki")
+    server = issue(tmp_path / "pki", ca, "server", "server", ["127.0.0.1", "localhost"], common_name="server")
+    contexts = {}
+    for cn in CERT_NAMES:
+        cert = issue(tmp_path / "pki", ca, cn, "client", [], common_name=cn)
+        contexts[cn] = ssl.create_default_context(cafile=str(ca.cert))
+        contexts[cn].load_cert_chain(str(cert.cert), str(cert.key))
+    extra = ["--cert-file", str(server.cert), "--key-file", str(server.key), "--trusted-ca-file", str(ca.cert),
+             "--client-cert-auth"]
+    if AGAINST == "pyetcd" and not PYETCD_BIN.exists():
+        pytest.skip(f"pyetcd is not installed at {PYETCD_BIN}")
+    names = ("etcd", AGAINST if AGAINST == "pyetcd" else "etcd#2")
+    ref = start_tls("etcd", tmp_path / "ref", extra, contexts["root"])
+    try:
+        other = start_tls("etcd" if AGAINST == "etcd" else "pyetcd", tmp_path / "other", extra, contexts["root"])
+        try:
+            got = [run_cert_script(s, contexts) for s in (ref, other)]
+        finally:
+            other.stop()
+    finally:
+        ref.stop()
+    report = compare_outcomes(Case("client_cert_auth", ()), views(got[0]), views(got[1]), names)
     if report:
         pytest.fail(report, pytrace=False)
 
