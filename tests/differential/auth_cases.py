@@ -652,6 +652,13 @@ def after_restart() -> Case:
         call("OPTIONS", "/v2/auth/users"),
         call("GET", "/v2/members"),
         call("DELETE", "/v2/members/abcdef0123456789"),
+        # answers past 2048 bytes: Go's ResponseWriter chunks them (nothing sets a Content-Length)
+        role("big", ROOT3, permissions=perms([f"/big/{i:03d}/*" for i in range(120)])),
+        call("GET", "/v2/auth/roles/big", ROOT3),
+        call("GET", "/v2/auth/roles", ROOT3),
+        user("persist", ROOT3, grant=["big"]),
+        call("GET", "/v2/auth/users/persist", ROOT3),
+        call("GET", "/v2/auth/users", ROOT3),
         user("persist", ROOT3, method="DELETE"),
         call("DELETE", "/v2/auth/enable", ROOT3),
         mark(),
