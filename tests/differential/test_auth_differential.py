@@ -113,21 +113,12 @@ def run_script(ref: Server, other: Server) -> dict[str, str | None]:
 SNAPSHOTS = ["--snapshot-count", "25"]
 
 
-def start_other_with(base: Path, extra: list[str]) -> Server:
-    """test_differential.start_other, with flags."""
-    if AGAINST == "etcd":
-        return etcd_server(base, name="ref", extra=extra).start()
-    if not PYETCD_BIN.exists():
-        pytest.skip(f"pyetcd is not installed at {PYETCD_BIN}")
-    return pyetcd_server(base, name="ref", extra=extra).start()
-
-
 @pytest.fixture(scope="module")
 def script_reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str | None]]:
     # A low snapshot count: the restart recovers auth state from a snapshot plus the log after it
     ref = etcd_server(tmp_path_factory.mktemp("auth-ref"), extra=SNAPSHOTS).start()
     try:
-        other = start_other_with(tmp_path_factory.mktemp("auth-other"), SNAPSHOTS)
+        other = start_other(tmp_path_factory.mktemp("auth-other"), SNAPSHOTS)
     except BaseException:
         ref.stop()
         raise

@@ -27,12 +27,12 @@ def warm_up(server: Server) -> None:
              [("Content-Type", "application/x-www-form-urlencoded")])
 
 
-def start_other(base: Path) -> Server:
+def start_other(base: Path, extra: list[str] | None = None) -> Server:
     if AGAINST == "etcd":
-        return etcd_server(base, name="ref").start()
+        return etcd_server(base, name="ref", extra=extra).start()
     if not PYETCD_BIN.exists():
         pytest.skip(f"pyetcd is not installed at {PYETCD_BIN}")
-    return pyetcd_server(base, name="ref").start()
+    return pyetcd_server(base, name="ref", extra=extra).start()
 
 
 @pytest.fixture(scope="module")
