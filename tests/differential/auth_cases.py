@@ -700,8 +700,8 @@ def go_strings() -> Case:
 
 
 def password_bytes() -> Case:
-    """Passwords as Go's bcrypt takes them: more than 72 bytes cannot be hashed (x/crypto's
-    ErrPasswordTooLong), 72 count, a NUL byte is an ordinary byte."""
+    """Passwords as etcd 3.4.23's bcrypt takes them: only the first 72 bytes count (this x/crypto predates
+    ErrPasswordTooLong: longer ones are accepted and cut)."""
     def basic(name: str, password: str) -> str:
         return "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode("ascii")
     return case(
@@ -709,15 +709,28 @@ def password_bytes() -> Case:
         user("long73", password="x" * 73),
         user("long73b", password="x" * 71 + "é"),  # 73 bytes, 72 characters
         user("long72", password="y" * 72, roles=["star"]),
-        user("nul", password="a\x00b", roles=["star"]),
         user("long72", password="y" * 80),  # an update past 72 bytes
         mark(),
         call("PUT", "/v2/auth/enable"),
         kv("GET", "/idx/mark", basic("long72", "y" * 72)),
         kv("GET", "/idx/mark", basic("long72", "y" * 72 + "zzz")),  # only 72 bytes count
         kv("GET", "/idx/mark", basic("long72", "y" * 71)),
-        kv("GET", "/idx/mark", basic("nul", "a\x00b")),
-        kv("GET", "/idx/mark", basic("nul", "a")),
+        call("DELETE", "/v2/auth/enable", ROOT3),
+        mark(),
+    )
+
+
+def nul_password() -> Case:
+    """A NUL byte in a password is an ordinary byte to Go's bcrypt. (Its own phase, and the last: a server
+    that dies on it loses only this phase's comparisons.)"""
+    return case(
+        "nul_password",
+        user("nul", password="a\x00b", roles=["star"]),
+        call("PUT", "/v2/auth/enable"),
+        kv("GET", "/idx/mark", "Basic " + base64.b64encode(b"nul:a\x00b").decode("ascii")),
+        kv("GET", "/idx/mark", "Basic " + base64.b64encode(b"nul:a").decode("ascii")),
+        user("nul", ROOT3, password="c\x00d"),
+        kv("GET", "/idx/mark", "Basic " + base64.b64encode(b"nul:c\x00d").decode("ascii")),
         call("DELETE", "/v2/auth/enable", ROOT3),
         mark(),
     )
@@ -730,7 +743,7 @@ def auth_script() -> list[Case]:
     return [disabled_setup(), enable_guest_default(), credentials(), guest_revoked(), password_and_roles(),
             root_immutability(), guest_recreated(), disabled_again(), json_and_names(), enabled_edges(),
             empty_pattern(), guest_default_again(), after_restart(), go_strings(),
-            password_bytes()]
+            password_bytes(), nul_password()]
 
 
 AUTH_SCRIPT: list[Case] = auth_script()

@@ -104,7 +104,10 @@ def run_script(ref: Server, other: Server) -> dict[str, str | None]:
         try:
             got_ref, got_other = run_both(c, "", Target(names[0], ref.port), Target(names[1], other.port))
         except RuntimeError as exc:  # e.g. a phase's start could not read its base index
-            reports[c.name] = f"phase {c.name!r} could not run: {exc}"
+            states = ", ".join(f"{n} {'running' if s.alive else 'NOT RUNNING'}" for n, s in zip(names, (ref, other),
+                                                                                       strict=True))
+            reports[c.name] = (f"phase {c.name!r} could not run: {exc} ({states})\n[{names[1]} log tail]\n"
+                               + other.log_tail(2000))
             continue
         reports[c.name] = compare_outcomes(c, views(got_ref), views(got_other), names)
     return reports
