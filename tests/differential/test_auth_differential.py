@@ -6,7 +6,10 @@ here to the harness's view of each answer, WWW-Authenticate and the change of /v
 between two snapshots of one phase.
 
 The whole script runs once per module (its phases depend on each other, so selecting one test still runs
-them all); each phase is its own test so that a mismatch is reported under the phase where it happens.
+them all; both servers are restarted before the phases in RESTART_BEFORE); each phase is its own test so
+that a mismatch is reported under the phase where it happens. Two more tests start servers of their own:
+requests pipelined on one connection while passwords are checked, and --client-cert-auth over HTTPS
+(a verified certificate's CN names the user).
 """
 
 from __future__ import annotations
@@ -104,8 +107,8 @@ def run_script(ref: Server, other: Server) -> dict[str, str | None]:
         try:
             got_ref, got_other = run_both(c, "", Target(names[0], ref.port), Target(names[1], other.port))
         except RuntimeError as exc:  # e.g. a phase's start could not read its base index
-            states = ", ".join(f"{n} {'running' if s.alive else 'NOT RUNNING'}" for n, s in zip(names, (ref, other),
-                                                                                       strict=True))
+            alive = {names[0]: ref.alive, names[1]: other.alive}
+            states = ", ".join(f"{n} {'running' if up else 'NOT RUNNING'}" for n, up in alive.items())
             reports[c.name] = (f"phase {c.name!r} could not run: {exc} ({states})\n[{names[1]} log tail]\n"
                                + other.log_tail(2000))
             continue
