@@ -86,7 +86,40 @@ def with_stats_deltas(outcomes: list[Outcome]) -> list[Outcome]:
 
 
 def views(outcomes: list[Outcome]) -> list[Outcome]:
-    return with_stats_deltas(with_extra_headers(outcomes))
+    # Against pyetcd the counters' changes are left out on purpose: etcd keeps its auth records in its v2
+    # store, so /v2/stats/store also counts its own reads and writes of them; pyetcd counts client
+    # operations only (README, "Access control"). Etcd against etcd still compares them.
+    outcomes = with_extra_headers(outcomes)
+    return outcomes if AGAINST == "pyetcd" else with_stats_deltas(outcomes)
+
+
+def nul_password_refused(got: list[Outcome], server: Server) -> str | None:
+    """Go's bcrypt takes a NUL byte in a password; the bcrypt library pyetcd uses cannot (C strings). pyetcd
+    refuses such a password with a 400 saying so, and stays up; a login with one is refused."""
+    first = got[0].response
+    problems = []
+    if first.status != 400 or b"NUL byte" not in first.body:
+        problems.append(f"{got[0].request}: expected 400 naming the NUL byte, got {first.status} {first.body!r}")
+    if not server.alive:
+        problems.append("pyetcd died on a NUL byte in a password")
+    return "\n".join(problems) or None
+
+
+def without_etcd_crashes(ref: list[Outcome], other: list[Outcome]) -> tuple[list[Outcome], list[Outcome], list[str]]:
+    """Requests on which etcd 3.4 panics (an empty key pattern: it indexes pattern[len-1]) and drops the
+    connection: not copied. Dropped from the comparison; pyetcd must answer them with a refusal instead."""
+    if AGAINST != "pyetcd":
+        return ref, other, []
+    keep_ref, keep_other, problems = [], [], []
+    for r, o in zip(ref, other, strict=True):
+        if r.response.status == 0 and r.view.get("client_error"):
+            if o.response.status != 401:
+                problems.append(f"{o.request}: etcd drops the connection; pyetcd must refuse (401), got "
+                                f"{o.response.status}")
+            continue
+        keep_ref.append(r)
+        keep_other.append(o)
+    return keep_ref, keep_other, problems
 
 
 def restart(*servers: Server) -> None:
@@ -112,7 +145,13 @@ def run_script(ref: Server, other: Server) -> dict[str, str | None]:
             reports[c.name] = (f"phase {c.name!r} could not run: {exc} ({states})\n[{names[1]} log tail]\n"
                                + other.log_tail(2000))
             continue
-        reports[c.name] = compare_outcomes(c, views(got_ref), views(got_other), names)
+        if c.name == "nul_password" and AGAINST == "pyetcd":
+            reports[c.name] = nul_password_refused(got_other, other)
+            continue
+        got_ref, got_other, problems = without_etcd_crashes(got_ref, got_other)
+        report = compare_outcomes(c, views(got_ref), views(got_other), names)
+        reports[c.name] = "\n".join([*problems, report]) if problems and report else (
+            "\n".join(problems) if problems else report)
     return reports
 
 

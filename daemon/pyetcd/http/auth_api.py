@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass, replace
 
 from ..server.auth import AuthError, AuthOp, AuthState, Outcome, Perms, User
@@ -150,6 +151,8 @@ class AuthApi:
         user, password, roles, grant, revoke = fields
         if user != name:
             return _error(400, "User JSON name does not match the name in the URL", headers)
+        if "\x00" in password:  # Go's bcrypt takes it; the bcrypt library pyetcd uses cannot (C strings)
+            return _error(400, "auth: a password may not contain a NUL byte in pyetcd", headers)
         if (grant or revoke) and roles:
             return _error(400, "User JSON contains both roles and grant/revoke", headers)
         op = AuthOp("put_user", name, roles=None if roles is None else tuple(roles), grant=tuple(grant or ()),
@@ -197,15 +200,29 @@ class AuthApi:
 # ---- Go's json.Decoder into etcd's structs ----------------------------------------------------------
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _decode(body: bytes) -> object:
     """The first JSON value of the body (Go's Decoder ignores what follows); _BAD if there is none.
-    JSON null decodes into a struct as nothing at all: an empty object."""
+    As Go decodes: JSON null into a struct is nothing at all (an empty object); invalid UTF-8 and lone
+    surrogate escapes become U+FFFD."""
     try:
-        text = body.decode("utf-8")
+        text = body.decode("utf-8", "replace")
         value = json.JSONDecoder().raw_decode(text.lstrip(" \t\r\n"))[0]
-    except (UnicodeDecodeError, ValueError):
+    except ValueError:
         return _BAD
-    return {} if value is None else value
+    return {} if value is None else _go_strings(value)
+
+
+def _go_strings(value: object) -> object:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_go_strings(v) for v in value]
+    if isinstance(value, dict):
+        return {_go_strings(k): _go_strings(v) for k, v in value.items()}  # type: ignore[misc]
+    return value
 
 
 _BAD = object()
@@ -222,10 +239,11 @@ def _field(doc: dict[str, object], name: str) -> object:
 
 
 def _strings(value: object) -> list[str] | None | object:
+    """A []string as Go decodes it: null is nil, a null element is ""."""
     if value is None:
         return None
-    if isinstance(value, list) and all(isinstance(x, str) for x in value):
-        return value
+    if isinstance(value, list) and all(x is None or isinstance(x, str) for x in value):
+        return ["" if x is None else x for x in value]
     return _BAD
 
 

@@ -43,6 +43,10 @@ class AuthGate:
             self._state, self._generation = state, state.generation
             self.cache.clear()
         raw = authorization(headers)
+        if raw is None and conn.tls is not None and conn.tls.peer_cn:
+            # A verified client certificate (there is one only with --client-cert-auth) names the user by
+            # its CommonName, as in etcd 3.4; a CN that is no user leaves the request to the guest role.
+            return Identity(False, state.user(conn.tls.peer_cn))
         memo = conn.auth_memo
         if memo is not None and memo[0] == raw and memo[1] is state and memo[2] == state.generation:
             return memo[3]  # type: ignore[no-any-return]

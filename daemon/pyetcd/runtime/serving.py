@@ -84,6 +84,14 @@ class Frontend:
         except Exception:  # a bug must cost one request, not the server
             log.exception("internal error handling %s %r", req.method, req.target)
             outcome = _INTERNAL_ERROR
+        try:
+            self._route(conn, outcome)
+        except Exception:  # a bug must cost one request, not the server
+            log.exception("internal error handling %s %r", req.method, req.target)
+            if conn.http.busy:
+                conn.http.reply(_INTERNAL_ERROR, self.date_header())
+
+    def _route(self, conn: Conn, outcome: object) -> None:
         kind = type(outcome)
         if kind is Reply:
             conn.http.reply(outcome, self.date_header())  # type: ignore[arg-type]

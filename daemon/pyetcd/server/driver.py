@@ -408,12 +408,10 @@ class MemberDriver:
             self._publish_attributes()
 
     def _publish_attributes(self) -> None:
-        """Tell the cluster our name and client URLs (etcd's member attribute publication)."""
+        """Tell the cluster our name and client URLs (etcd's member attribute publication), at every start
+        even when unchanged, as etcd does: it consumes an etcd index, so X-Etcd-Index after a restart is etcd's."""
         self._published = True
-        me = self.node.members.by_id.get(self.self_id)
         urls = list(self.config.client_urls)
-        if me is not None and me.name == self.config.name and me.client_urls == urls:
-            return
         req = Request(MEMBER_ATTRS, value=self.config.name, peer_urls=tuple(urls), origin=self.self_id)
         try:
             self.raft.propose(req.encode())
