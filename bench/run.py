@@ -22,6 +22,10 @@ the member both forward to (bench/proxy.py: put@64, get@64, put@1, get@1, watch@
 each, pyetcd-proxy/etcd-proxy ratios); --no-proxy skips that part, --only-proxy runs only it (under "proxy"
 in latest.json, its targets appended to "targets").
 
+Then auth: one member with auth off, one with auth on (guest revoked, credentials on every request), get@64
+on/off, and GET@16 p99 alone vs under a storm of distinct wrong passwords (bench/auth.py); --no-auth skips it,
+--only-auth runs only it (under "auth" in latest.json).
+
 Results go to stdout as a table and to bench/results/latest.json (the cluster part under "cluster", its
 targets appended to "targets").
 """
@@ -43,7 +47,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench import cluster, proxy
+from bench import auth, cluster, proxy
 from bench.loadgen import raise_nofile
 from tests.support.servers import (
     PYETCD_BIN,
@@ -332,7 +336,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="also run the v2 proxy comparison (etcd's proxy vs pyetcd's, bench/proxy.py; default on)")
     ap.add_argument("--only-proxy", action="store_true", help="run only the proxy comparison")
     proxy.add_proxy_args(ap)
+    ap.add_argument("--auth", action=argparse.BooleanOptionalAction, default=True,
+                    help="also run the auth comparison (auth on vs off, wrong-password storm; bench/auth.py)")
+    ap.add_argument("--only-auth", action="store_true", help="run only the auth comparison")
     a = ap.parse_args(argv)
+    if a.only_auth:
+        a.auth, a.cluster, a.proxy, a.only_proxy, a.only_cluster = True, False, False, False, False
     if a.only_cluster:
         a.cluster = True
     if a.only_proxy:
@@ -361,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile(8192)  # inherited by the servers: 1000 watchers need 1000+ descriptors on each side
     results: dict[str, dict[str, Result]] = {}
     status: dict[str, str] = {}
-    if not a.only_cluster and not a.only_proxy:
+    if not a.only_cluster and not a.only_proxy and not a.only_auth:
         base = Path(tempfile.mkdtemp(prefix="pyetcd-bench-", dir="/var/tmp"))  # disk-backed, so fsync costs
         try:
             with baseline_worktree(a.baseline) as worktree, running(a.only, base, a.pin, worktree) as (servers, status):
@@ -370,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(base, ignore_errors=True)
     cdoc = cluster.run(a) if a.cluster else None
     pdoc = proxy.run(a) if a.proxy and not a.only_cluster else None
+    adoc = auth.run(a.duration, 3, a.pin) if a.auth and not a.only_cluster and not a.only_proxy else None
     rat = ratios(results)
     tgt = targets(results, rat) if results else []
     if results:
@@ -381,6 +391,10 @@ def main(argv: list[str] | None = None) -> int:
     if pdoc is not None:
         print(("\n" if results or cdoc is not None else "") + proxy.report(pdoc))
         tgt += pdoc["targets"]
+    if adoc is not None:
+        print("\n" + auth.report(adoc))
+        tgt += [{"target": name, "status": "ok" if ok else "MISS", "value": None, "limit": None}
+                for name, ok in adoc["targets"].items()]
     print("\ntargets (informational):")
     for t in tgt:
         lim = f" (limit {fmt(t['limit'], '.3f')})" if t["target"].startswith(("cluster", "failover")) else ""
@@ -391,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         doc["cluster"] = cdoc
     if pdoc is not None:
         doc["proxy"] = pdoc
+    if adoc is not None:
+        doc["auth"] = adoc
     a.out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"\nwrote {a.out}")
     return 0

@@ -37,6 +37,7 @@ Passwords are never logged.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import re
 import socket
@@ -216,6 +217,7 @@ class PasswordWorker:
     # ---- the workers' side ---------------------------------------------------------------------
 
     def _work(self) -> None:
+        _yield_to_the_loop()
         jobs, results = self._jobs, self._results
         while True:
             job = jobs.get()
@@ -246,3 +248,14 @@ class PasswordWorker:
             pass  # the buffer is full of wake-ups already: the loop will come
         except OSError:
             pass  # closed under us at shutdown
+
+
+def _yield_to_the_loop() -> None:
+    """Run this worker thread at the lowest CPU priority (nice 19; Linux applies it per thread): bcrypt
+    then only takes CPU time the event loop leaves, so a storm of wrong passwords on a busy member slows
+    the checks down, not the loop (the queue bound refuses the excess). Best effort: where setpriority is
+    not allowed the worker runs at the loop's priority."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (OSError, AttributeError) as e:
+        log.debug("bcrypt worker keeps its priority: %s", e)
