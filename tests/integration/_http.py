@@ -261,6 +261,17 @@ def dump(port: int, key: str = "/") -> tuple[int, Any]:
     return r.etcd_index, strip_ttl(r.json()["node"])
 
 
+def dump_when(port: int, index: int, key: str = "/", timeout_s: float = 10.0) -> tuple[int, Any]:
+    """dump() once the store index has reached `index`: a restarted member republishes its attributes (one
+    etcd index, as etcd at every start) just after it finds its leader, so compare after that."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = dump(port, key)
+        if got[0] >= index or time.monotonic() > deadline:
+            return got
+        time.sleep(0.02)
+
+
 def flatten(node: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """key -> node (without children) for every node of a recursive GET."""
     out: dict[str, dict[str, Any]] = {}
