@@ -2,7 +2,8 @@
 
 Commands: get, set, mk, mkdir, setdir, update, updatedir, rm, rmdir, ls, watch, exec-watch,
 member list|add|remove|update, cluster-health, backup, user add|get|list|remove|grant|revoke|passwd,
-role add|get|list|remove|grant|revoke, auth enable|disable, help. Output, error wording and exit codes follow
+role add|get|list|remove|grant|revoke, auth enable|disable, help; and import (pyetcd's own: copy a
+running etcd v2 cluster's keys in, see ctl_import). Output, error wording and exit codes follow
 etcdctl: 0 ok; 1 bad arguments or usage; 2 the cluster cannot be reached while syncing; 3 unknown
 command; 4 a failed request; 5 cluster-health found an unhealthy member.
 
@@ -21,6 +22,7 @@ from typing import Any, TextIO
 from .. import __version__
 from . import ctl_auth as au
 from . import ctl_cluster as cl
+from . import ctl_import as im
 from . import ctl_keys as k
 from .ctl_conn import EXIT_BAD_ARGS, Exit, GlobalOptions
 from .ctl_flags import (
@@ -158,6 +160,8 @@ COMMANDS = (
     Command("auth", "overall auth controls", subcommands=(
         Command("enable", "enable auth access controls", " ", run=au.cmd_auth_enable),
         Command("disable", "disable auth access controls", " ", run=au.cmd_auth_disable))),
+    Command("import", "copy a running etcd v2 cluster's keys into this one", "--from <url>", flags=im.FLAGS,
+            run=im.cmd_import),
 )
 HELP_FLAG = Flag(("help", "h"), BOOL, "show help")
 HELP_COMMAND = Command("help", "Shows a list of commands or help for one command", "[command]", aliases=("h",))
