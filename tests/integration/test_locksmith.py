@@ -190,7 +190,7 @@ def drive(hosts: list[Host], sem: Callable[[], Semaphore], timeout_s: float = 45
             h.stop()
 
 
-_RELEASE = re.compile(r"^(\S+) INFO Releasing the reboot lock of (\w+) \(the host is back\)$", re.M)
+_RELEASE = re.compile(r"^(\S+) INFO locksmithd: Releasing the reboot lock of (\w+) \(the host is back\)$", re.M)
 
 
 def reboot_intervals(hosts: list[Host], shared_log: Path) -> dict[str, tuple[float, float]]:

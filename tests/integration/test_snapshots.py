@@ -57,7 +57,7 @@ def test_snapshots_release_wal_and_recover(make_server: MakeServer) -> None:
     wals = _wal_files(srv)
     assert 1 <= len(wals) <= 5, wals  # the segments a snapshot covers were released, but the last 5 (--max-wals)
     log = srv.log_tail(100000)
-    assert log.count("snapshot at raft index") >= 9, log[-2000:]
+    assert log.count("saved snapshot at index") >= 9, log[-2000:]
     before_index, before_tree = dump(srv.port)
     old_event = request(srv.port, "GET", "/v2/keys/s/k0450?wait=true&waitIndex=1").json()
 

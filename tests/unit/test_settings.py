@@ -187,15 +187,14 @@ def test_proxy_mode_must_be_known() -> None:
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_logger_and_log_outputs_are_warned_about_naming_the_source(tmp_path: Path) -> None:
+def test_logger_and_log_outputs_are_settings_naming_the_source(tmp_path: Path) -> None:
     conf = tmp_path / "etcd.conf.yml"
     conf.write_text("log-outputs: [stdout, /var/log/etcd.log]\n")
     cfg = load(["--logger", "zap", "--config-file", str(conf)], environ={})
-    assert cfg.warnings == (
-        f"log-outputs=stdout,/var/log/etcd.log (from file {conf}) is ignored: pyetcd does not implement it "
-        "(logs go to journald when stderr is the journal, else to stderr)",
-        "logger=zap (from flag --logger) is ignored: pyetcd does not implement it (pyetcd's log format is its "
-        "own; logs go to journald when stderr is the journal, else to stderr)")
+    assert cfg.warnings == ()
+    assert cfg.values["logger"] == "zap" and cfg.sources["logger"] == "flag --logger"
+    assert cfg.values["log-outputs"] == "stdout,/var/log/etcd.log" and cfg.sources["log-outputs"] == f"file {conf}"
+    assert load([], environ={}).values["logger"] == "capnslog"
     # A flag beats its variable and the file, for these as for the rest; etcd's default needs no word.
     cfg = load(["--log-outputs", "stderr"], environ={"ETCD_LOG_OUTPUTS": "stdout"})
     assert cfg.warnings == ("environment variable ETCD_LOG_OUTPUTS is ignored: flag --log-outputs is given too "
@@ -336,7 +335,7 @@ def test_an_etcd_34_config_file_loads_with_warnings(tmp_path: Path, capsys: pyte
     assert cfg.name == "infra1" and [n for n, _ in cfg.initial_cluster] == ["infra1", "infra2", "infra3"]
     assert str(cfg.data_dir) == "/var/lib/etcd/infra1.etcd" and cfg.initial_cluster_token == "etcd-cluster-1"
     ignored = [w.split("=")[0] for w in cfg.warnings]
-    assert ignored == ["quota-backend-bytes", "max-snapshots", "max-wals", "enable-pprof", "logger",
+    assert ignored == ["quota-backend-bytes", "max-snapshots", "max-wals", "enable-pprof",
                        "auto-compaction-mode", "auto-compaction-retention", "max-request-bytes",
                        "grpc-keepalive-min-time", "grpc-keepalive-interval", "grpc-keepalive-timeout", "metrics",
                        "auth-token"]

@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     except settings_mod.SettingsError as e:
         print(f"pyetcd: {e}", file=sys.stderr)
         return 1
-    fields = setup_logging(cfg.log_level)
+    fields = setup_logging(cfg.log_level, settings=cfg)
     fields.name = cfg.name
     for warning in cfg.warnings:  # settings given but not implemented (ops/settings.py UNSUPPORTED)
         log.warning("%s", warning)

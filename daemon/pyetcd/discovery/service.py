@@ -25,7 +25,6 @@ ServeMux path cleaning, gorilla/mux 404/405, http.Error's text bodies). Delibera
 from __future__ import annotations
 
 import http.client
-import logging
 import os
 import signal
 import socket
@@ -532,11 +531,17 @@ def make_server(settings: Settings) -> DiscoveryServer:
 
 
 def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel("WARNING" if level == "warn" else level.upper())
+    """ops/logsetup.py, as every pyetcd program (PYETCD_LOGGER, PYETCD_LOG_OUTPUTS; journald under systemd)."""
+    from ..ops import logsetup
+
+    try:
+        logsetup.setup("pyetcd-discovery", level)
+    except logsetup.LogSetupError as e:
+        print(f"pyetcd discovery-service: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    from .. import __version__
+
+    logsetup.log_start("pyetcd discovery-service", __version__, name="pyetcd.discovery")
 
 
 def main(argv: list[str]) -> int:

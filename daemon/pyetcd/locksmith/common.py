@@ -59,12 +59,15 @@ def version() -> str:
         return "unknown"
 
 
-def setup_logging(debug: bool) -> None:
-    """Plain messages under journald (it stamps them); a millisecond timestamp otherwise."""
-    fmt = "%(message)s" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s.%(msecs)03d %(levelname)s %(message)s"
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(fmt, datefmt="%Y-%m-%dT%H:%M:%S"))
-    root = logging.getLogger("pyetcd")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if debug else logging.INFO)
-    root.propagate = False
+def setup_logging(debug: bool, program: str = "") -> None:
+    """ops/logsetup.py, as every pyetcd program: one text line per record on stderr (`<time> INFO
+    <component>: <message>`), journald with fields under systemd; PYETCD_LOGGER=zap for JSON lines,
+    PYETCD_LOG_OUTPUTS for other outputs."""
+    from ..ops import logsetup
+
+    name = program or os.path.basename(sys.argv[0] or "") or "locksmith"
+    try:
+        logsetup.setup(name, logging.DEBUG if debug else logging.INFO, root="pyetcd")
+    except logsetup.LogSetupError as e:
+        print(f"{name}: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -97,6 +97,9 @@ FLAGS: dict[str, tuple[str, str]] = {
     "heartbeat-interval": ("100", "time (ms) of a heartbeat interval"),
     "election-timeout": ("1000", "time (ms) for an election to time out"),
     "log-level": ("info", "debug, info, warn or error"),
+    "logger": ("capnslog", "log format: 'capnslog' (text lines) or 'zap' (JSON lines)"),
+    "log-outputs": ("default", "comma-separated: 'default' (the journal under systemd, else stderr), 'stderr', "
+                               "'stdout', 'journal' or a file path"),
     "config-file": ("", "YAML file with etcd's configuration keys (flags and ETCD_* variables override its keys)"),
     "cert-file": ("", "client TLS: server certificate (PEM) for https client URLs"),
     "key-file": ("", "client TLS: key of --cert-file"),
@@ -196,8 +199,6 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "bcrypt-cost": _warn("v3 auth only"),
     "auth-token-ttl": _warn("v3 auth tokens only"),
     # logging and monitoring
-    "logger": _warn("pyetcd's log format is its own; " + _LOGS),
-    "log-outputs": _warn(_LOGS, "", "default", "stderr"),
     "log-output": _warn(_LOGS, "", "default", "stderr"),
     "debug": _warn("use --log-level debug", boolean=True),
     "log-package-levels": _warn("use --log-level"),

@@ -33,6 +33,9 @@ from .supervision import Supervisor
 from .transport import PeerTransport
 
 log = logging.getLogger("pyetcd.loop")
+wal_log = logging.getLogger("pyetcd.wal")
+SLOW_FDATASYNC_S = 1.0  # etcd's warnSyncDuration: "slow fdatasync"
+SLOW_APPLY_S = 0.1  # etcd's warnApplyDuration: "apply request took too long"
 
 HOUSEKEEPING_S = 1.0
 
@@ -144,7 +147,12 @@ class EventLoop:
             try:
                 self.storage.write(p.snapshot, p.entries, p.hard_state)
                 if p.must_sync:
+                    started = time.monotonic()
                     self.storage.sync()
+                    took = time.monotonic() - started
+                    if took > SLOW_FDATASYNC_S:
+                        wal_log.warning("slow fdatasync: sync duration of %.3fs, expected less than %gs", took,
+                                        SLOW_FDATASYNC_S)
             except DiskFull as e:
                 if not self._disk_full_logged:
                     self._disk_full_logged = True
@@ -158,7 +166,13 @@ class EventLoop:
             if self._disk_full_logged and not driver.disk_full:
                 self._disk_full_logged = False
                 log.warning("the disk has room again: writes resume")
-            self._handle(driver.persisted(turn))
+            started = time.monotonic()
+            out = driver.persisted(turn)
+            took = time.monotonic() - started
+            if took > SLOW_APPLY_S and out.applied:
+                log.warning("apply request took too long: %.3fs for %d entries, expected less than %gms", took,
+                            len(out.applied), SLOW_APPLY_S * 1000)
+            self._handle(out)
 
     def _handle(self, out: Output) -> None:
         self.transport.send(out.messages)

@@ -79,6 +79,7 @@ class PeerLink:
         self.response_status = 0
         self.stats = LinkStats()
         self.removed = False  # the peer said we are no longer a member
+        self.active = False  # what the log last said: "peer <id> became active" / "became inactive"
 
     def enqueue(self, m: Message) -> None:
         if len(self.queue) >= QUEUE_MSGS_MAX:
@@ -138,6 +139,9 @@ class PeerLink:
         return self.tls.wire
 
     def fail(self, now: float, why: str) -> None:
+        if self.active and (self.state is not LinkState.READY or self.queue):  # not an idle connection closed
+            self.active = False
+            log.info("peer %x became inactive (message send to peer failed): %s", self.peer_id, why)
         if self.state is not LinkState.IDLE:
             # A refused certificate is a configuration problem an operator must see; the rest is churn.
             level = logging.WARNING if why.startswith(("certificate", "TLS", "CommonName")) else logging.DEBUG
@@ -237,6 +241,9 @@ class PeerLink:
             self.snapshot_results.extend([True] * self._snapshots_in_flight)
             self._snapshots_in_flight = 0
             self.state = LinkState.READY
+            if not self.active:
+                self.active = True
+                log.info("peer %x became active", self.peer_id)
             return
         if status == 410:
             self.removed = True

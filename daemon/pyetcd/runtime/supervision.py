@@ -20,10 +20,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
+
+from ..ops import logsetup
 
 log = logging.getLogger("pyetcd.supervision")
 
@@ -165,36 +168,24 @@ class MemberFields(logging.Filter):
         return True
 
 
-def _stderr_is_journal(journal_stream: str) -> bool:
-    """systemd sets JOURNAL_STREAM to "dev:inode" of the stream it connected to stderr; a process whose
-    stderr was redirected elsewhere (a test's log file) inherits the variable but must keep stderr."""
-    try:
-        dev, ino = (int(x) for x in journal_stream.split(":"))
-        st = os.fstat(2)
-    except (ValueError, OSError):
-        return False
-    return (st.st_dev, st.st_ino) == (dev, ino)
-
-
-def setup_logging(level: str, environ: dict[str, str] | None = None) -> MemberFields:
-    """journald (native protocol, structured fields) when started by systemd, otherwise stderr."""
+def setup_logging(level: str, environ: dict[str, str] | None = None, settings: Any = None) -> MemberFields:
+    """The daemon's logging (ops/logsetup.py, the one setup every program uses): `settings`' logger and
+    log-outputs (etcd's --logger/--log-outputs; default: journald with fields when stderr is the journal,
+    else stderr); then the version and the effective settings. A bad value exits 1, as bad settings do."""
     env = os.environ if environ is None else environ
     fields = MemberFields()
-    handler: logging.Handler | None = None
-    if _stderr_is_journal(env.get("JOURNAL_STREAM", "")):
-        try:
-            from systemd.journal import JournalHandler  # type: ignore[import-not-found]
+    values = getattr(settings, "values", None) or {}
+    try:
+        logsetup.setup("pyetcd", level, values.get("logger", logsetup.DEFAULT_LOGGER),
+                       values.get("log-outputs", logsetup.DEFAULT_OUTPUTS), env, filters=[fields])
+    except logsetup.LogSetupError as e:
+        print(f"pyetcd: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    if settings is not None:
+        from .. import ETCD_SERVER_VERSION, __version__
 
-            handler = JournalHandler(SYSLOG_IDENTIFIER="pyetcd")
-            handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-        except ImportError:
-            handler = None
-    if handler is None:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(fields)
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper() if level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR") else
-                  "WARNING" if level.lower() == "warn" else "INFO")
+        effective = {**values, "data-dir": str(getattr(settings, "data_dir", "") or values.get("data-dir", ""))}
+        shown = [(k, v, settings.sources.get(k, "default")) for k, v in effective.items()
+                 if k != "config-file" and (v != "" or settings.sources.get(k, "default") != "default")]
+        logsetup.log_start("pyetcd", __version__, shown, {"etcd API Version": ETCD_SERVER_VERSION})
     return fields

@@ -45,6 +45,7 @@ class PeerTransport:
         by_id = members.by_id
         for pid in [pid for pid in self.links if pid not in by_id]:
             self._close_link(self.links.pop(pid))
+            log.info("removed peer %x", pid)
         for pid, m in by_id.items():
             if pid == self.self_id:
                 continue
@@ -52,6 +53,7 @@ class PeerTransport:
             if link is None:
                 self.links[pid] = PeerLink(pid, list(m.peer_urls), self.self_id, self.cluster_id_hex,
                                            self.dial_tls, self.allowed_cn)
+                log.info("added peer %x %s", pid, list(m.peer_urls))
             elif link.urls != list(m.peer_urls):
                 link.urls = list(m.peer_urls)
 

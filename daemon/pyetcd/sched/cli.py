@@ -137,8 +137,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s: %(message)s")
+    # ops/logsetup.py, as every pyetcd program. The one-shot commands (submit, rm, ls) say only what went
+    # wrong on stderr; the long-running agent and scheduler log what they do.
+    from ..ops import logsetup
+
+    quiet = args.cmd in ("submit", "rm", "ls")
+    try:
+        logsetup.setup("pyetcd-sched", logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO)
+    except logsetup.LogSetupError as e:
+        print(f"pyetcd-sched: {e}", file=sys.stderr)
+        return 2
     try:
         layout = Layout(args.prefix)
         kv = _kv(args)

@@ -33,6 +33,7 @@ Rules it owns:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +76,11 @@ _SAFE_UNPERSISTED = frozenset({MsgType.HEARTBEAT_RESP, MsgType.PROP, MsgType.REA
                                MsgType.PRE_VOTE_RESP, MsgType.TIMEOUT_NOW, MsgType.TRANSFER_LEADER})
 
 TIMED_OUT = "etcdserver: request timed out"
+# What operators grep for, in etcd's words: role and leader changes (raft), members and snapshots (etcdserver).
+rlog = logging.getLogger("pyetcd.raft")
+log = logging.getLogger("pyetcd.etcdserver")
+_ROLE_NAMES = {Role.FOLLOWER: "follower", Role.PRE_CANDIDATE: "pre-candidate", Role.CANDIDATE: "candidate",
+               Role.LEADER: "leader"}
 NO_SPACE = "etcdserver: no space"  # etcd's ErrNoSpace
 
 
@@ -171,6 +177,7 @@ class MemberDriver:
         self.recv_appends = 0
         self.send_appends = 0
         self.write_batches = 0  # proposals that carried more than one client write
+        self._role, self._lead, self._known_lead = Role.FOLLOWER, 0, 0  # what the log last said (_log_soft_state)
 
     # ---- views ---------------------------------------------------------------------------------
 
@@ -298,6 +305,8 @@ class MemberDriver:
                 return Turn(answers, [], probe, None, probe=True)
             return Turn(answers) if answers else None
         rd = raft.ready()
+        if rd.soft_state is not None:
+            self._log_soft_state(rd.soft_state.role, rd.soft_state.lead)
         if rd.soft_state is not None and rd.soft_state.role is Role.LEADER:
             self.leader_since_ns = wall_ns
         hard = rd.hard_state
@@ -379,7 +388,10 @@ class MemberDriver:
         return out
 
     def snapshot_saved(self, job: SnapshotJob) -> None:
-        self.raft.compact(job.snapshot, min(self.config.snapshot_keep_entries, self.config.snapshot_count))
+        keep = min(self.config.snapshot_keep_entries, self.config.snapshot_count)
+        self.raft.compact(job.snapshot, keep)
+        if job.snapshot.meta.index > keep:
+            log.info("compacted raft log at %d", job.snapshot.meta.index - keep)
         self.snap_index = job.snapshot.meta.index
 
     def snapshot_failed(self, job: SnapshotJob) -> None:
@@ -473,6 +485,7 @@ class MemberDriver:
                 out.answers.append(Answer(p.waiter, p.tag, None, p.kind))
             if cc.type is ConfChangeType.REMOVE_NODE and cc.node_id == self.self_id:
                 out.removed_self = True
+            self._log_conf_change(cc)
         out.fired.extend(applied.fired)
 
     def _read_states(self, rd: Ready, out: Output) -> None:
@@ -482,9 +495,36 @@ class MemberDriver:
         for p in self.requests.reads_ready(self.raft.applied_index):
             out.answers.append(Answer(p.waiter, p.tag, None, p.kind))
 
+    def _log_soft_state(self, role: Role, lead: int) -> None:
+        """etcd's raft lines: "<id> became leader at term N", "<id> elected leader <id> at term N", ..."""
+        term = self.raft.term
+        if role is not self._role:
+            rlog.info("%x became %s at term %d", self.self_id, _ROLE_NAMES.get(role, role.name.lower()), term)
+        if lead != self._lead:
+            if not lead:
+                rlog.info("raft.node: %x lost leader %x at term %d", self.self_id, self._lead, term)
+            elif self._known_lead and self._known_lead != lead:
+                rlog.info("raft.node: %x changed leader from %x to %x at term %d (leader changed)", self.self_id,
+                          self._known_lead, lead, term)
+            else:
+                rlog.info("raft.node: %x elected leader %x at term %d", self.self_id, lead, term)
+            self._known_lead = lead or self._known_lead
+        self._role, self._lead = role, lead
+
+    def _log_conf_change(self, cc: ConfChange) -> None:
+        member = self.members.by_id.get(cc.node_id)
+        urls = list(member.peer_urls) if member is not None else []
+        if cc.type is ConfChangeType.ADD_NODE:
+            log.info("added member %x %s to the cluster", cc.node_id, urls)
+        elif cc.type is ConfChangeType.REMOVE_NODE:
+            log.info("removed member %x from the cluster", cc.node_id)
+        else:
+            log.info("updated member %x %s in the cluster", cc.node_id, urls)
+
     def _snapshot(self) -> SnapshotJob:
         raft = self.raft
         applied = raft.applied_index
+        log.info("start to snapshot (applied: %d, lastsnap: %d)", applied, self.snap_index)
         term = raft.log_term(applied) or raft.term
         voters = raft.voters
         snap = Snapshot(SnapshotMeta(applied, term, ConfState(voters)), self.node.snapshot_data(voters))

@@ -136,7 +136,7 @@ class FileStorage:
         wal.append(wal_codec.encode_hard_state(hard_state.term, hard_state.vote, hard_state.commit))
         wal.sync()
         released = wal.release_before(meta.index + 1)
-        log.info("snapshot at raft index %d saved to %s; %d WAL segment(s) released", meta.index, path, released)
+        log.info("saved snapshot at index %d (%s; %d WAL segment(s) released)", meta.index, path, released)
 
     def close(self) -> None:
         self.wal.close()
