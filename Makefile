@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DATA_DIR ?= data/default.etcd
+PORT ?= 2379
+# `make run PORT=2479` beside a running `make run` gets a data dir of its own: two members never share one.
+DATA_DIR ?= data/default$(if $(filter-out 2379,$(PORT)),-$(PORT)).etcd
 DIST ?= dist
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
@@ -28,11 +30,12 @@ etcd:
 	@command -v etcd >/dev/null 2>&1 && command -v discovery.etcd.io >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client etcd-discovery curl openssl; }
 
+# `make run PORT=2479`: another client port. pyetcd creates the data dir itself, once its port is bound.
 run: $(STAMP)
-	@mkdir -p $(DATA_DIR)
-	@echo "pyetcd: client API on http://127.0.0.1:2379, data in $(DATA_DIR) (Ctrl-C stops it)"
+	@mkdir -p $(dir $(DATA_DIR))
+	@echo "pyetcd: client API on http://127.0.0.1:$(PORT), data in $(DATA_DIR) (Ctrl-C stops it)"
 	exec $(VENV)/bin/pyetcd --name default --data-dir $(DATA_DIR) \
-		--listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379
+		--listen-client-urls http://127.0.0.1:$(PORT) --advertise-client-urls http://127.0.0.1:$(PORT)
 
 test: $(STAMP) etcd
 	$(VENV)/bin/ruff check daemon tests bench

@@ -335,7 +335,7 @@ def test_an_etcd_34_config_file_loads_with_warnings(tmp_path: Path, capsys: pyte
     assert cfg.name == "infra1" and [n for n, _ in cfg.initial_cluster] == ["infra1", "infra2", "infra3"]
     assert str(cfg.data_dir) == "/var/lib/etcd/infra1.etcd" and cfg.initial_cluster_token == "etcd-cluster-1"
     ignored = [w.split("=")[0] for w in cfg.warnings]
-    assert ignored == ["quota-backend-bytes", "max-snapshots", "max-wals", "enable-pprof",
+    assert ignored == ["quota-backend-bytes", "enable-pprof",
                        "auto-compaction-mode", "auto-compaction-retention", "max-request-bytes",
                        "grpc-keepalive-min-time", "grpc-keepalive-interval", "grpc-keepalive-timeout", "metrics",
                        "auth-token"]

@@ -78,25 +78,31 @@ def run_proxy(cfg: settings_mod.Settings, supervisor: Supervisor, bind: object) 
         log.error("invalid data dir %s: it holds a member's data (member/); a proxy needs its own data dir",
                   cfg.data_dir)
         return 1
-    proxy_dir(cfg.data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
-    with supervisor.keepalive_during("proxy: finding the cluster"):
-        peer_urls = _peer_urls(cfg)
-    if not peer_urls:
-        if peer_urls is not None:
-            log.error("proxy: no peer URLs to ask for the cluster (give --initial-cluster or --discovery)")
-        return 1
+    # Every listener is bound before anything is written to the data dir (as for a member).
+    socks = []
+    for u in cfg.listen_client_urls:
+        try:
+            socks.append(bind(u.bind_host, u.port))  # type: ignore[operator]
+        except OSError as e:
+            reason = e.strerror or str(e)
+            log.error("cannot listen on %s://%s:%d (--listen-client-urls): %s", u.scheme,
+                      f"[{u.host}]" if ":" in u.host else u.host, u.port, reason[:1].lower() + reason[1:])
+            return 1
     try:
         client_ctx, peer_ctx = _contexts(cfg)
         listen_ctx = server_context(cfg.client_tls) if cfg.client_tls.enabled else None
     except (ssl.SSLError, OSError) as e:
         log.error("cannot load TLS certificates: %s", e)
         return 1
-    try:
-        listeners = [Listener(bind(u.bind_host, u.port), False,  # type: ignore[operator]
-                              listen_ctx if u.scheme == "https" else None) for u in cfg.listen_client_urls]
-    except OSError as e:
-        log.error("cannot listen: %s", e)
+    listeners = [Listener(sock, False, listen_ctx if u.scheme == "https" else None)
+                 for sock, u in zip(socks, cfg.listen_client_urls, strict=True)]
+    with supervisor.keepalive_during("proxy: finding the cluster"):
+        peer_urls = _peer_urls(cfg)
+    if not peer_urls:
+        if peer_urls is not None:
+            log.error("proxy: no peer URLs to ask for the cluster (give --initial-cluster or --discovery)")
         return 1
+    proxy_dir(cfg.data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
     director = Director(cfg.proxy_failure_wait_ms / 1000, cfg.proxy_refresh_interval_ms / 1000, random.Random())
     timeouts = Timeouts(cfg.proxy_dial_timeout_ms / 1000, cfg.proxy_write_timeout_ms / 1000,
                         cfg.proxy_read_timeout_ms / 1000)

@@ -16,15 +16,16 @@ ops/hostfacts.py); they are resolved, from netlink, before validation.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import yaml
 
+from ..gocompat import flag as gflag
 from ..runtime.tls import TlsFiles
 from . import hostfacts
 
@@ -76,6 +77,9 @@ class Settings:
     proxy_dial_timeout_ms: int = 1000
     proxy_write_timeout_ms: int = 5000
     proxy_read_timeout_ms: int = 0
+    wal_dir: Path | None = None  # --wal-dir; None: <data-dir>/member/wal
+    max_snapshots: int = 5  # snapshot files kept (0: all)
+    max_wals: int = 5  # WAL segment files kept once snapshots cover them (0: all)
     sources: dict[str, str] = field(default_factory=dict, compare=False)  # setting -> "flag", "env ...", ...
     values: dict[str, str] = field(default_factory=dict, compare=False)  # the effective values (resolved)
     templates: dict[str, str] = field(default_factory=dict, compare=False)  # setting -> text before resolving
@@ -86,6 +90,10 @@ class Settings:
 FLAGS: dict[str, tuple[str, str]] = {
     "name": ("default", "human-readable name for this member"),
     "data-dir": ("", "path to the data directory (default: ${name}.etcd)"),
+    "wal-dir": ("", "path to the dedicated WAL directory (default: the data directory's member/wal)"),
+    "max-snapshots": ("5", "maximum number of snapshot files to retain (0 is unlimited)"),
+    "max-wals": ("5", "maximum number of WAL files to retain (0 is unlimited); a file is deleted only once a "
+                      "snapshot covers it"),
     "listen-client-urls": ("http://localhost:2379", "URLs to listen on for client traffic"),
     "advertise-client-urls": ("http://localhost:2379", "client URLs to advertise to the cluster"),
     "listen-peer-urls": ("http://localhost:2380", "URLs to listen on for peer traffic"),
@@ -159,9 +167,6 @@ _LOGS = "logs go to journald when stderr is the journal, else to stderr"
 # implement" is this one.
 UNSUPPORTED: dict[str, Unsupported] = {
     # member and storage
-    "wal-dir": _warn("the WAL stays in the data directory (member/wal)"),
-    "max-snapshots": _warn("pyetcd keeps a fixed number of the newest snapshot files"),
-    "max-wals": _warn("pyetcd deletes WAL files once a snapshot covers them"),
     "quota-backend-bytes": _warn("no space quota and no NOSPACE alarm"),
     "backend-batch-interval": _warn("no bbolt backend"),
     "backend-batch-limit": _warn("no bbolt backend"),
@@ -262,41 +267,147 @@ def _split(text: str) -> tuple[str, ...]:
     return tuple(u.strip() for u in text.split(",") if u.strip())
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pyetcd", description="etcd v2-compatible key-value store. "
-                                     "Subcommands: `pyetcd certs ...`, `pyetcd discovery-service ...`.")
-    for flag, (_, help_text) in FLAGS.items():
-        if flag in BOOL_FLAGS:  # `--client-cert-auth` alone means true, as with Go's bool flags
-            parser.add_argument(f"--{flag}", dest=flag.replace("-", "_"), default=None, help=help_text,
-                                nargs="?", const="true")
-        else:
-            parser.add_argument(f"--{flag}", dest=flag.replace("-", "_"), default=None, help=help_text)
-    ignored = parser.add_argument_group("etcd settings pyetcd does not implement (refused, or ignored with a "
-                                        "warning; also as ETCD_* variables and YAML keys)")
-    for flag, entry in UNSUPPORTED.items():
-        help_text = ("refused" if entry.refuse else "ignored with a warning") + f": {entry.what}"
-        if entry.boolean:
-            ignored.add_argument(f"--{flag}", dest=flag.replace("-", "_"), default=None, help=help_text,
-                                 nargs="?", const="true")
-        else:
-            ignored.add_argument(f"--{flag}", dest=flag.replace("-", "_"), default=None, help=help_text)
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    parser.add_argument("--print-config", action="store_true",
-                        help="print the effective settings and where each came from, then exit")
-    return parser
+# `pyetcd --help`, grouped as etcd 3.4 groups its flags (etcdmain/help.go); a flag of no group here comes last.
+HELP_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Member", ("name", "data-dir", "wal-dir", "snapshot-count", "heartbeat-interval", "election-timeout",
+                "initial-election-tick-advance", "listen-peer-urls", "listen-client-urls", "max-snapshots",
+                "max-wals", "quota-backend-bytes", "backend-batch-interval", "backend-batch-limit", "max-txn-ops",
+                "max-request-bytes", "grpc-keepalive-min-time", "grpc-keepalive-interval", "grpc-keepalive-timeout",
+                "max-concurrent-streams")),
+    ("Clustering", ("initial-advertise-peer-urls", "initial-cluster", "initial-cluster-state",
+                    "initial-cluster-token", "advertise-client-urls", "discovery", "discovery-fallback",
+                    "discovery-proxy", "discovery-srv", "discovery-srv-name", "strict-reconfig-check", "pre-vote",
+                    "auto-compaction-retention", "auto-compaction-mode", "enable-v2", "enable-grpc-gateway",
+                    "advertise-interface")),
+    ("Security", ("cert-file", "key-file", "client-cert-auth", "client-crl-file", "client-cert-allowed-hostname",
+                  "trusted-ca-file", "auto-tls", "peer-cert-file", "peer-key-file", "peer-client-cert-auth",
+                  "peer-trusted-ca-file", "peer-cert-allowed-cn", "peer-cert-allowed-hostname", "peer-auto-tls",
+                  "peer-crl-file", "cipher-suites", "cors", "host-whitelist")),
+    ("Auth", ("auth-token", "bcrypt-cost", "auth-token-ttl")),
+    ("Profiling and Monitoring", ("enable-pprof", "metrics", "listen-metrics-urls")),
+    ("Logging", ("logger", "log-outputs", "log-level")),
+    ("v2 Proxy (to be deprecated in v4)", ("proxy", "proxy-failure-wait", "proxy-refresh-interval",
+                                           "proxy-dial-timeout", "proxy-write-timeout", "proxy-read-timeout")),
+    ("Experimental feature", ()),  # every experimental-* flag not placed above
+    ("Unsafe feature", ("force-new-cluster", "unsafe-no-fsync")),
+    ("TO BE DEPRECATED", ("debug", "log-package-levels", "log-output")),
+)
+_HELP_DEFAULTS = {"data-dir": "${name}.etcd", "initial-cluster": "${name}=<--initial-advertise-peer-urls>"}
+USAGE = """\
+Usage:
+
+  pyetcd [flags]
+    Start a pyetcd member (or an etcd v2 proxy).
+
+  pyetcd --version
+    Show the version of pyetcd and of the etcd API it serves.
+
+  pyetcd -h | --help
+    Show the help information about pyetcd.
+
+  pyetcd --config-file <file>
+    Path to the server configuration file: YAML with etcd's keys (the flags' names; the TLS settings
+    also in etcd's client-transport-security and peer-transport-security sections). Unlike etcd, which
+    then ignores every other flag and ETCD_* variable, pyetcd reads both: a flag beats its ETCD_*
+    variable, which beats the file's key, which beats the default. A key etcd does not know stops the
+    start; one pyetcd does not implement is warned about (or refused, see below).
+
+  pyetcd --print-config
+    Print the effective settings, each with where it came from, then exit.
+
+  pyetcd certs ...  |  pyetcd discovery-service ...
+    Certificate tooling; a discovery token service.
+
+Flags are written as etcd (Go's flag package) takes them: -name x, --name x, -name=x, --name=x, and a
+bool flag alone (-client-cert-auth) means true (false: -client-cert-auth=false). Each flag is also read
+from its environment variable ETCD_<FLAG> (upper case, '-' as '_'), e.g. ETCD_DATA_DIR.
+"""
+
+
+def _is_bool(flag: str) -> bool:
+    return flag in BOOL_FLAGS or (flag in UNSUPPORTED and UNSUPPORTED[flag].boolean)
+
+
+def help_text() -> str:
+    """`pyetcd --help`: USAGE, then every setting in etcd's groups with its default; the settings pyetcd
+    does not implement say so (and what it does instead)."""
+    known = [*FLAGS, *UNSUPPORTED]
+    placed = {"config-file"}  # in USAGE
+    groups: list[tuple[str, list[str]]] = []
+    for title, names in HELP_GROUPS:
+        members = [n for n in names if n in known and n not in placed]
+        if title == "Experimental feature":
+            members += [n for n in known if n.startswith("experimental-") and n not in placed and n not in members]
+        placed.update(members)
+        groups.append((title, members))
+    groups.append(("pyetcd", [n for n in known if n not in placed]))
+    out = [USAGE]
+    for title, names in groups:
+        if not names:
+            continue
+        out.append(f"\n{title}:\n")
+        for flag in names:
+            if flag in FLAGS:
+                default, what = FLAGS[flag]
+                shown = _HELP_DEFAULTS.get(flag, "false" if flag in BOOL_FLAGS and not default else default)
+                out.append(f"  --{flag} '{shown}'\n    {what[:1].upper() + what[1:]}.\n")
+            else:
+                entry = UNSUPPORTED[flag]
+                verdict = "refused" if entry.refuse else "ignored with a warning"
+                silent = sorted(v for v in entry.inert if v)
+                unless = f" unless {'/'.join(repr(v) for v in silent)}" if silent else ""
+                out.append(f"  --{flag}{' (bool)' if entry.boolean else ''}\n    Not implemented by pyetcd: "
+                           f"{verdict}{unless}; {entry.what}.\n")
+    return "".join(out)
+
+
+def _scan(argv: list[str]) -> tuple[dict[str, str], set[str]]:
+    """The command line as etcd's Go flag package reads it: (setting -> value as given, for FLAGS and
+    UNSUPPORTED; a bool flag alone is "true"), and the actions asked for ("version", "print-config").
+    `-h`/`--help` print the help and exit 0; a bad command line is a SettingsError in Go's words."""
+    actions = {"version", "print-config"}
+
+    def is_bool(name: str) -> bool | None:
+        if name in actions:
+            return True
+        if name in FLAGS or name in UNSUPPORTED:
+            return _is_bool(name)
+        return None
+
+    scanner = gflag.FlagScanner(argv, is_bool)
+    given: dict[str, str] = {}
+    asked: set[str] = set()
+    try:
+        for name, value in scanner:
+            if name in actions:
+                try:
+                    on = gflag.bool_value(value) if value is not None else True
+                except ValueError as e:
+                    raise gflag.UsageError(f'invalid boolean value "{value}" for -{name}: {e}') from None
+                (asked.add if on else asked.discard)(name)
+            else:
+                given[name] = "true" if value is None else value
+    except gflag.HelpRequested:
+        print(help_text(), end="")
+        raise SystemExit(0) from None
+    except gflag.UsageError as e:
+        raise SettingsError(f"{e} (see 'pyetcd --help')") from None
+    if scanner.rest:
+        raise SettingsError(f"{scanner.rest[0]!r} is not a valid flag (see 'pyetcd --help')")
+    return given, asked
 
 
 def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
     environ = dict(os.environ if environ is None else environ)
-    args = _parser().parse_args(argv)
-    if args.version:
+    args, asked = _scan(list(sys.argv[1:] if argv is None else argv))
+    if "version" in asked:
         from .. import ETCD_SERVER_VERSION, __version__
 
         print(f"pyetcd Version: {__version__}\netcd API Version: {ETCD_SERVER_VERSION}")
         raise SystemExit(0)
     values = {flag: default for flag, (default, _) in FLAGS.items()}
     sources = dict.fromkeys(FLAGS, "default")
-    given = {flag: getattr(args, flag.replace("-", "_")) for flag in FLAGS}
+    given = {flag: args.get(flag) for flag in FLAGS}
     env = {flag: environ.get(_env_name(flag)) for flag in FLAGS}
     config_file = given["config-file"] if given["config-file"] is not None else env["config-file"]
     unsupported: dict[str, tuple[str, str]] = {}  # setting -> (value, source)
@@ -315,10 +426,15 @@ def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     for flag in UNSUPPORTED:
         if environ.get(_env_name(flag)) is not None:
             unsupported[flag] = (environ[_env_name(flag)], f"env {_env_name(flag)}")
-        if (value := getattr(args, flag.replace("-", "_"))) is not None:
+        if (value := args.get(flag)) is not None:
             unsupported[flag] = (value, f"flag --{flag}")
     warnings = _unsupported_warnings(unsupported) + _environment_warnings(environ, args)
     try:
+        if sources["discovery"] == "flag --discovery" and not values["discovery"].strip():
+            # etcd takes `--discovery ""` for no discovery and bootstraps a cluster of its own; an empty
+            # token URL is far likelier a variable that expanded to nothing ($TOKEN), so it is refused.
+            raise SettingsError("--discovery is empty: give the discovery token URL, or leave the flag out",
+                                "discovery")
         templates = _resolve_host_facts(values)
         cfg = _validate(values, sources["listen-peer-urls"] != "default", sources["initial-cluster"] != "default"
                         and bool(values["initial-cluster"]))
@@ -326,7 +442,7 @@ def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
         where = sources.get(e.key, "default")
         raise SettingsError(f"{e} (from {where})" if e.key and where != "default" else str(e), e.key) from None
     cfg = replace(cfg, sources=sources, values=values, templates=templates, warnings=tuple(warnings))
-    if args.print_config:
+    if "print-config" in asked:
         print(describe(cfg), end="")
         raise SystemExit(0)
     return cfg
@@ -369,7 +485,7 @@ def _unsupported_warnings(given: dict[str, tuple[str, str]]) -> list[str]:
     return warnings
 
 
-def _environment_warnings(environ: dict[str, str], args: argparse.Namespace) -> list[str]:
+def _environment_warnings(environ: dict[str, str], args: dict[str, str]) -> list[str]:
     """etcd's checks of its ETCD_* variables (pkg/flags verifyEnv): one that no setting reads is
     unrecognized, and one shadowed by its command-line flag stops etcd (here a warning: the flag wins)."""
     warnings = []
@@ -379,7 +495,7 @@ def _environment_warnings(environ: dict[str, str], args: argparse.Namespace) -> 
             continue
         flag = name[len("ETCD_"):].lower().replace("_", "-")
         if flag in FLAGS or flag in UNSUPPORTED:
-            if getattr(args, flag.replace("-", "_")) is not None:
+            if flag in args:
                 warnings.append(f"environment variable {name} is ignored: flag --{flag} is given too "
                                 f"(etcd refuses to start with both)")
         elif name == "ETCD_UNSUPPORTED_ARCH" and arch not in _ETCD_SUPPORTED_ARCHES and environ[name] == arch:
@@ -564,6 +680,9 @@ def _validate(values: dict[str, str], peer_listen_explicit: bool = False,
         proxy_dial_timeout_ms=_int(values, "proxy-dial-timeout", 0),
         proxy_write_timeout_ms=_int(values, "proxy-write-timeout", 0),
         proxy_read_timeout_ms=_int(values, "proxy-read-timeout", 0),
+        wal_dir=Path(values["wal-dir"].strip()) if values["wal-dir"].strip() else None,
+        max_snapshots=_int(values, "max-snapshots", 0),
+        max_wals=_int(values, "max-wals", 0),
     )
 
 

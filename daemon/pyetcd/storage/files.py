@@ -1,5 +1,7 @@
 """FileStorage: the member's stable storage on the local disk (server/durable.py's Storage), over the WAL
-segments (wal.py) and the snapshot files (snap.py) in `<data-dir>/member/{wal,snap}`.
+segments (wal.py) and the snapshot files (snap.py) in `<data-dir>/member/{wal,snap}` (the WAL in --wal-dir
+instead when given). Of the segments a snapshot covers, the newest are kept up to `max_wals` segments in
+all, and the newest `max_snapshots` snapshot files (etcd's --max-wals and --max-snapshots; 0: keep all).
 
 A snapshot received from the leader is saved (atomically) before the WAL is cut after it; the segments it
 covers are released only once the sync that makes the new segment's hard state durable has returned, so
@@ -34,6 +36,11 @@ ROOM_TO_RESUME = 256 * 1024  # free bytes a full disk must have again before WAL
 ROOM_PROBE = ".room-probe"  # in the WAL directory; never a segment (*.wal)
 
 
+def wal_path(data_dir: Path, wal_dir: Path | None = None) -> Path:
+    """Where the WAL segments are: --wal-dir, else <data-dir>/member/wal."""
+    return wal_dir if wal_dir is not None else data_dir / "member" / "wal"
+
+
 def loaded_from(snap_file: SnapFile | None, records: list[wal_codec.Record], wal_path: Path) -> Loaded:
     """What a member recovers from: the snapshot, the last hard state, and the entries after the snapshot
     (a later record for an index truncates the tail, as Raft did when it wrote it). WalCorrupt on a gap."""
@@ -62,12 +69,14 @@ def loaded_from(snap_file: SnapFile | None, records: list[wal_codec.Record], wal
 
 
 class FileStorage:
-    def __init__(self, data_dir: Path, io: DiskIo = DEFAULT_IO) -> None:
+    def __init__(self, data_dir: Path, io: DiskIo = DEFAULT_IO, wal_dir: Path | None = None,
+                 max_wals: int = 5, max_snapshots: int = 5) -> None:
         member_dir = data_dir / "member"
-        self.snaps = SnapDir(member_dir / "snap", io)
+        self.max_wals = max_wals
+        self.snaps = SnapDir(member_dir / "snap", io, max_snapshots)
         self._snap_file = self.snaps.load_newest()
         snap_index = self._snap_file.index if self._snap_file is not None else 0
-        self.wal, self._records = Wal.open(member_dir / "wal", snap_index + 1, io)
+        self.wal, self._records = Wal.open(wal_path(data_dir, wal_dir), snap_index + 1, io)
         self._release_before = 0  # segments to release once the next sync has returned
         self._room_needed = 0  # after a sync found the disk full: bytes to find free before writing again
         (self.wal.path / ROOM_PROBE).unlink(missing_ok=True)  # left by a crash during _check_room
@@ -103,7 +112,7 @@ class FileStorage:
         self._room_needed = 0
         if self._release_before:
             index, self._release_before = self._release_before, 0
-            self.wal.release_before(index)
+            self.wal.release_before(index, self.max_wals)
 
     def _check_room(self, nbytes: int) -> None:
         """DiskFull (dropping the buffered records, as a failed sync would) unless the file system can
@@ -135,7 +144,7 @@ class FileStorage:
         wal.cut(last_index + 1)
         wal.append(wal_codec.encode_hard_state(hard_state.term, hard_state.vote, hard_state.commit))
         wal.sync()
-        released = wal.release_before(meta.index + 1)
+        released = wal.release_before(meta.index + 1, self.max_wals)
         log.info("saved snapshot at index %d (%s; %d WAL segment(s) released)", meta.index, path, released)
 
     def close(self) -> None:

@@ -1,7 +1,8 @@
 """Snapshot files: `<term>-<index>.snap` (16 hex digits each) in the snap directory.
 
 Written atomically: temp file, fsync, rename, fsync the directory. A file is magic + u32 crc + u64 len +
-payload; loading picks the newest file and refuses (naming it) one whose checksum fails. A full disk
+payload; loading picks the newest file and refuses (naming it) one whose checksum fails. Saving keeps the
+newest `keep` files (--max-snapshots, etcd's default 5; 0 keeps them all). A full disk
 while saving removes the temp file and raises DiskFull; the older snapshots are untouched.
 """
 
@@ -19,7 +20,7 @@ from .errors import DEFAULT_IO, DiskFull, DiskIo, is_disk_full
 
 MAGIC = b"PYETCDS1"
 _HEAD = struct.Struct("<IQ")
-SNAPSHOTS_KEPT = 3
+SNAPSHOTS_KEPT = 5  # etcd's --max-snapshots default
 log = logging.getLogger("pyetcd.snap")
 
 
@@ -50,9 +51,10 @@ def write_all(io: DiskIo, fd: int, data: bytes | bytearray | memoryview) -> None
 
 
 class SnapDir:
-    def __init__(self, path: Path, io: DiskIo = DEFAULT_IO) -> None:
+    def __init__(self, path: Path, io: DiskIo = DEFAULT_IO, keep: int = SNAPSHOTS_KEPT) -> None:
         self.path = path
         self.io = io
+        self.keep = keep  # newest files kept by save (0: all)
         path.mkdir(parents=True, exist_ok=True)
 
     def _files(self) -> list[tuple[int, int, Path]]:
@@ -66,7 +68,7 @@ class SnapDir:
         return sorted(out)
 
     def save(self, snap: Snapshot) -> Path:
-        """Write the snapshot durably and drop all but the newest SNAPSHOTS_KEPT.
+        """Write the snapshot durably and drop all but the newest `keep` (0: none dropped).
 
         Raises DiskFull if the disk is full while creating, writing, fsyncing or renaming the temp file;
         the temp file is removed first and nothing else has changed. (If only the directory fsync after
@@ -96,8 +98,9 @@ class SnapDir:
             if is_disk_full(e):
                 raise DiskFull(self.path, "fsyncing the snapshot directory", e.errno) from e
             raise
-        for _, _, old in self._files()[:-SNAPSHOTS_KEPT]:
-            old.unlink()
+        if self.keep > 0:
+            for _, _, old in self._files()[:-self.keep]:
+                old.unlink()
         return final
 
     def _discard(self, tmp: Path, err: OSError) -> NoReturn:

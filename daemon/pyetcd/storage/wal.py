@@ -182,10 +182,11 @@ class Wal:
         self.sync()
         self._new_segment(self.segments[-1][0] + 1, next_index)
 
-    def release_before(self, index: int) -> int:
-        """Delete segments holding only entries below `index` (covered by a snapshot)."""
+    def release_before(self, index: int, keep: int = 1) -> int:
+        """Delete segments holding only entries below `index` (covered by a snapshot), oldest first, while
+        more than `keep` segments remain (--max-wals; 0: delete none). The last segment always stays."""
         removed = 0
-        while len(self.segments) > 1 and self.segments[1][1] <= index:
+        while len(self.segments) > max(keep, 1) and keep > 0 and self.segments[1][1] <= index:
             _, _, seg = self.segments.pop(0)
             seg.unlink()
             removed += 1
