@@ -97,5 +97,5 @@ def test_joining_member_reads_both_forms(peer_serving: tuple[list[bytes], int], 
     bodies.append(body)
     existing = Member(A.id, "a", [f"http://127.0.0.1:{port}"], [])
     spec = ClusterSpec("b", B.id, [existing, Member(B.id, "b", B.peer_urls, [])], False, [], 10, 1)
-    cid, members = _ask_peers(spec, None, timeout_s=5.0)
+    cid, members = _ask_peers(spec, None, 2.0, timeout_s=5.0)
     assert (cid, members) == (0xD1CFAF999EB97A2A, [A, B])
