@@ -13,7 +13,7 @@ set -euo pipefail
 
 BUILD_DEPS=(debhelper dh-python python3-all python3-setuptools python3-wheel pybuild-plugin-pyproject
     help2man python3-h11 python3-yaml python3-cryptography python3-sdnotify python3-systemd python3-pyroute2
-    python3-bcrypt dpkg-dev lintian)
+    python3-bcrypt python3-prometheus-client dpkg-dev lintian)
 ensure_apt_packages "${BUILD_DEPS[@]}"
 
 started_ns=$(date +%s%N)

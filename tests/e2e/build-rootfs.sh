@@ -12,7 +12,7 @@ set -euo pipefail
 ROOT=${1:-/var/cache/pyetcd-e2e/rootfs}
 SUITE=bookworm
 # python3-cffi-backend must be named: debootstrap cannot resolve the virtual python3-cffi-backend-api-*.
-PACKAGES=systemd,systemd-sysv,dbus,udev,python3,python3-systemd,python3-sdnotify,python3-yaml,python3-h11,python3-pyroute2,python3-bcrypt,\
+PACKAGES=systemd,systemd-sysv,dbus,udev,python3,python3-systemd,python3-sdnotify,python3-yaml,python3-h11,python3-pyroute2,python3-bcrypt,python3-prometheus-client,\
 python3-cffi-backend,python3-cryptography,cloud-init,iproute2,iputils-ping,procps,less,netbase,curl,\
 ca-certificates,adduser,kmod
 STAMP_TEXT="$SUITE $PACKAGES v3"

@@ -116,7 +116,7 @@ def test_deb_version_and_dependencies(deb):
     assert _deb_field(deb_file, "Architecture") == "all"
     depends = {d.strip().split()[0] for d in _deb_field(deb_file, "Depends").split(",")}
     for dep in ("python3-h11", "python3-yaml", "python3-cryptography", "python3-sdnotify", "python3-systemd",
-                "python3-pyroute2", "python3:any"):
+                "python3-pyroute2", "python3-bcrypt", "python3-prometheus-client", "python3:any"):
         assert dep in depends, depends
 
 
@@ -172,7 +172,7 @@ def test_rpm_version_and_dependencies(rpm):
     assert _rpm_query(rpm_file, "--qf", "%{VERSION} %{ARCH}") == f"{_project()['version']} noarch"
     requires = _rpm_query(rpm_file, "--requires")
     for dep in ("python3-h11", "python3-pyyaml", "python3-cryptography", "python3-systemd", "python3-pyroute2",
-                "python(abi) = 3."):
+                "python3-bcrypt", "python3-prometheus_client", "python(abi) = 3."):
         assert dep in requires, requires
     assert "sdnotify" not in requires, "sdnotify is not packaged for Fedora: it must stay a weak dependency"
     assert "python3-sdnotify" in _rpm_query(rpm_file, "--recommends")

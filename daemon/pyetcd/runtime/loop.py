@@ -20,11 +20,13 @@ import time
 
 from ..server.driver import READIES_PER_TURN_MAX, MemberDriver, Output
 from ..server.durable import Storage
+from ..server.metrics import LoopMetrics
 from ..storage.errors import DiskFull
 from .addresses import AdvertisedAddresses
 from .auth_gate import AuthGate
 from .connections import Conn, Connections, Listener
 from .member import MemberView
+from .metrics import member_metrics
 from .passwords import PasswordWorker
 from .peers import PeerLink
 from .serving import Frontend
@@ -68,6 +70,8 @@ class EventLoop:
         self.signals = StopSignals(self.sel, self.stop)
         self.sel.register(self.passwords.fileno(), selectors.EVENT_READ, self.passwords)
         self.addresses = AdvertisedAddresses(self.sel, advertised or [], self.supervisor)
+        self.metrics = LoopMetrics()  # turn figures; GET /metrics reads them and the live state
+        self.front.metrics = member_metrics(self)
 
     def stop(self) -> None:
         self.running = False
@@ -89,7 +93,9 @@ class EventLoop:
         return timeout
 
     def run_turn(self, timeout: float) -> None:
-        for key, mask in self.sel.select(timeout):
+        events = self.sel.select(timeout)
+        started = time.perf_counter()
+        for key, mask in events:
             data = key.data
             if type(data) is Conn:
                 if mask & selectors.EVENT_READ:
@@ -116,6 +122,7 @@ class EventLoop:
         if mono >= self._next_housekeeping:
             self._next_housekeeping = mono + HOUSEKEEPING_S
             self.connections.reap_idle(mono)
+        self.metrics.turn_done(time.perf_counter() - started, self.front.requests)
 
     def _tick(self, mono: float) -> None:
         ticks = 0

@@ -26,6 +26,7 @@ import h11
 from .. import ETCD_SERVER_VERSION
 from ..http.wire import encode_batch
 from ..raft.types import Message, MsgType
+from ..server.metrics import PeerLinkMetrics
 from .tls import TlsRefused, TlsSession
 
 log = logging.getLogger("pyetcd.peers")
@@ -78,6 +79,7 @@ class PeerLink:
         self._snapshots_in_flight = 0
         self.response_status = 0
         self.stats = LinkStats()
+        self.metrics = PeerLinkMetrics()  # /metrics: bytes sent, round trips (etcd_network_peer_*)
         self.removed = False  # the peer said we are no longer a member
         self.active = False  # what the log last said: "peer <id> became active" / "became inactive"
 
@@ -184,6 +186,7 @@ class PeerLink:
         for start in range(0, len(body), CHUNK_BYTES):
             self.out += h.send(h11.Data(data=body[start:start + CHUNK_BYTES]))  # type: ignore[arg-type]
         self.out += h.send(h11.EndOfMessage())  # type: ignore[arg-type]
+        self.metrics.sent_bytes += len(body)
         self.state = LinkState.IN_FLIGHT
         self.sent_at = now
         self.response_status = 0
@@ -238,6 +241,7 @@ class PeerLink:
             self.stats.success += 1
             self.stats.current_ms = rtt_ms
             self.stats.latencies_ms.append(rtt_ms)
+            self.metrics.rtt.observe(now - self.sent_at)
             self.snapshot_results.extend([True] * self._snapshots_in_flight)
             self._snapshots_in_flight = 0
             self.state = LinkState.READY

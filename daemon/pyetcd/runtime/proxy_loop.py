@@ -18,6 +18,7 @@ from ..proxy.director import Director
 from ..storage.proxy_cluster import write_peer_urls
 from .addresses import AdvertisedAddresses
 from .connections import Conn, Connections, Listener
+from .metrics import proxy_metrics
 from .proxying import MembersRefresh, ProxyFrontend
 from .stopsignals import StopSignals
 from .supervision import Supervisor
@@ -39,6 +40,7 @@ class ProxyLoop:
         self.data_dir = data_dir
         self.connections = Connections(self.sel, front)
         front.close_client = self.connections.close
+        front.metrics_endpoint = proxy_metrics(self)  # GET /metrics (etcd's proxy serves it on its client URLs)
         self.dirty = front.dirty
         self.running = True
         for listener in listeners:

@@ -30,7 +30,9 @@ from ..http.client_api import Reply
 from ..http.conn import HttpRequest
 from ..proxy import forwarding
 from ..proxy.director import Director, Endpoint
+from ..server.metrics import FAILED_GETTING_RESPONSE, FAILED_SENDING_REQUEST, ZERO_ENDPOINTS, ProxyMetrics
 from .connections import Conn, http_date
+from .metrics import MetricsEndpoint, is_metrics_request
 from .upstream import Pool, UpstreamConn, UpstreamFailed
 
 log = logging.getLogger("pyetcd.proxy")
@@ -54,7 +56,7 @@ class Timeouts:
 class Relay:
     """One client request on its way through a member."""
 
-    __slots__ = ("client", "req", "headers", "endpoints", "index", "fresh", "upstream", "streaming")
+    __slots__ = ("client", "req", "headers", "endpoints", "index", "fresh", "upstream", "streaming", "started")
 
     def __init__(self, client: Conn, req: HttpRequest, endpoints: list[Endpoint]) -> None:
         self.client, self.req, self.endpoints = client, req, endpoints
@@ -64,6 +66,7 @@ class Relay:
         self.fresh = False  # the next try must dial (the pooled connection was stale)
         self.upstream: UpstreamConn | None = None
         self.streaming = False  # the answer's head went to the client: no retry any more
+        self.started = 0.0  # monotonic, for etcd_proxy_handling_duration_seconds
 
 
 class ProxyFrontend:
@@ -80,6 +83,8 @@ class ProxyFrontend:
         self.dirty: set[Conn] = set()
         self.timed: set[UpstreamConn] = set()  # connections with a dial/write/read deadline
         self.paused: set[Relay] = set()
+        self.metrics = ProxyMetrics()  # etcd_proxy_*, read at scrape time (runtime/metrics.py)
+        self.metrics_endpoint: MetricsEndpoint | None = None  # the loop's GET /metrics
 
     # ---- client side (connections.py calls these) ----------------------------------------------
 
@@ -109,12 +114,16 @@ class ProxyFrontend:
         self.paused.discard(relay)  # type: ignore[arg-type]
 
     def _own_answer(self, req: HttpRequest) -> Reply | None:
-        """What the proxy answers itself: readonly refusals, its config, no endpoints."""
+        """What the proxy answers itself: /metrics, readonly refusals, its config, no endpoints."""
+        if self.metrics_endpoint is not None and is_metrics_request(req.target):  # etcd's mux, before readonly
+            return self.metrics_endpoint.reply(req.method)
         if self.readonly and req.method != "GET":
             return forwarding.readonly_refused(req.method)
         if req.target.split(b"?", 1)[0] == forwarding.CONFIG_PATH:
             return forwarding.config(req.method, [e.url for e in self.director.available(time.monotonic())])
         if not self.director.available(time.monotonic()):
+            self.metrics.incoming(req.method)
+            self.metrics.drop(req.method, ZERO_ENDPOINTS)
             log.warning("httpproxy: zero endpoints currently available")
             return forwarding.zero_endpoints()
         return None
@@ -122,6 +131,8 @@ class ProxyFrontend:
     def _start(self, conn: Conn, req: HttpRequest) -> None:
         now = time.monotonic()
         relay = Relay(conn, req, self.director.available(now))
+        relay.started = now
+        self.metrics.incoming(req.method)
         conn.relay = relay
         self._attempt(relay, now)
 
@@ -149,12 +160,14 @@ class ProxyFrontend:
             else:
                 up.watch(self.sel, _RW)
             return
+        self.metrics.drop(req.method, FAILED_GETTING_RESPONSE)
         self._finish(relay, forwarding.no_response(len(relay.endpoints)))
         log.warning("httpproxy: unable to get response from %d endpoint(s)", len(relay.endpoints))
 
     def _endpoint_failed(self, relay: Relay, why: str, now: float) -> None:
         ep = relay.endpoints[relay.index]
         log.warning("proxy: failed to direct request to %s: %s", ep.url, why)
+        self.metrics.drop(relay.req.method, FAILED_SENDING_REQUEST)
         self.director.failed(ep, now)
         relay.index += 1
 
@@ -222,6 +235,7 @@ class ProxyFrontend:
                     self.paused.add(relay)
             elif kind is h11.Response:
                 relay.streaming = True
+                self.metrics.answered(relay.req.method, event.status_code, now - relay.started)
                 http.start_stream(event.status_code, forwarding.downstream_headers(event.headers.raw_items()))
             elif kind is h11.EndOfMessage:
                 self.timed.discard(up)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from ..http.auth_api import NOBODY, ProposeAuth
-from ..http.client_api import ClientApi, Propose, ProposeConf, QuorumRead, Reply, StartWatch
+from ..http.client_api import ClientApi, Propose, ProposeConf, QuorumRead, Reply, StartWatch, find_header
 from ..http.conn import HttpRequest
 from ..http.peer_api import PeerApi
 from ..server.driver import Answer, MemberDriver
@@ -26,6 +26,7 @@ from ..store.watcher_hub import Watcher
 from .auth_gate import AuthGate
 from .connections import Conn, http_date
 from .member import MemberView
+from .metrics import MetricsEndpoint, is_metrics_request
 
 log = logging.getLogger("pyetcd.serving")
 
@@ -43,6 +44,12 @@ class Frontend:
         self.watch_conns: dict[int, Conn] = {}
         self.next_watcher_id = 1
         self.dirty: set[Conn] = set()  # connections with output to flush this turn
+        # /metrics: the loop's endpoint, and plain counters read at scrape time (runtime/metrics.py)
+        self.metrics: MetricsEndpoint | None = None
+        self.requests = 0  # client requests handed out
+        self.watch_requests = 0
+        self.peer_received: dict[int, int] = {}  # sender id -> POST /raft body bytes
+        self.peer_receive_failures: dict[int, int] = {}  # sender id (X-Server-From) -> refused POST /raft
 
     def closed(self, conn: Conn) -> None:
         """The connection is being torn down: drop what waits on it (a request, a watch)."""
@@ -61,6 +68,7 @@ class Frontend:
         conn.serving = True
         try:
             while (req := conn.http.next_request(conn.wire())) is not None:
+                self.requests += not conn.is_peer
                 self._dispatch(conn, req)
         finally:
             conn.serving = False
@@ -71,8 +79,16 @@ class Frontend:
         try:
             if conn.is_peer:
                 reply, messages = self.peer_api.handle(req.method, req.target, req.headers, req.body)
+                if messages:
+                    frm = messages[0].frm
+                    self.peer_received[frm] = self.peer_received.get(frm, 0) + len(req.body)
+                elif reply.status >= 400 and req.method == "POST":
+                    self._peer_refused(req)
                 self.driver.step(messages)
                 conn.http.reply(reply, self.date_header())
+                return
+            if self.metrics is not None and is_metrics_request(req.target):  # no auth, as etcd's
+                conn.http.reply(self.metrics.reply(req.method), self.date_header())
                 return
             who = NOBODY
             if self.view.auth.enabled:
@@ -90,6 +106,14 @@ class Frontend:
             log.exception("internal error handling %s %r", req.method, req.target)
             if conn.http.busy:
                 conn.http.reply(_INTERNAL_ERROR, self.date_header())
+
+    def _peer_refused(self, req: HttpRequest) -> None:
+        sender = find_header(req.headers, b"x-server-from")
+        try:
+            frm = int(sender, 16) if sender else 0
+        except ValueError:
+            frm = 0
+        self.peer_receive_failures[frm] = self.peer_receive_failures.get(frm, 0) + 1
 
     def _route(self, conn: Conn, outcome: object) -> None:
         kind = type(outcome)
@@ -157,6 +181,7 @@ class Frontend:
     # ---- watches -------------------------------------------------------------------------------
 
     def _start_watch(self, conn: Conn, w: StartWatch) -> None:
+        self.watch_requests += 1
         try:
             watcher, found = self.driver.watch(w.path, w.recursive, w.stream, w.since_index, self.next_watcher_id)
         except V2Error as e:

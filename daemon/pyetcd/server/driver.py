@@ -178,6 +178,10 @@ class MemberDriver:
         self.send_appends = 0
         self.write_batches = 0  # proposals that carried more than one client write
         self._role, self._lead, self._known_lead = Role.FOLLOWER, 0, 0  # what the log last said (_log_soft_state)
+        # /metrics (etcd_server_*): plain ints, read by runtime/metrics.py at scrape time
+        self.leader_changes = 0  # a Ready named a leader other than the last one named (0 counts as named)
+        self._last_lead = 0
+        self.proposals_failed = 0  # writes and membership changes answered "timed out" or "no space"
 
     # ---- views ---------------------------------------------------------------------------------
 
@@ -292,6 +296,7 @@ class MemberDriver:
         answers, self._answers = self._answers, []
         for p in self.requests.expired(now_s):
             answers.append(Answer(p.waiter, p.tag, request_error(TIMED_OUT), p.kind))
+            self.proposals_failed += p.kind is not Kind.READ
         if self._stalled and now_s < self._disk_retry_at:
             return Turn(answers) if answers else None
         self._stalled = False
@@ -309,6 +314,9 @@ class MemberDriver:
             self._log_soft_state(rd.soft_state.role, rd.soft_state.lead)
         if rd.soft_state is not None and rd.soft_state.role is Role.LEADER:
             self.leader_since_ns = wall_ns
+        if rd.soft_state is not None:  # etcd's leader_changes_seen: a new non-zero leader
+            self.leader_changes += rd.soft_state.lead != 0 and rd.soft_state.lead != self._last_lead
+            self._last_lead = rd.soft_state.lead
         hard = rd.hard_state
         if rd.snapshot is not None and hard is None:
             hard = raft.hard_state()  # a new WAL segment starts after the snapshot: it must carry term and vote
@@ -385,6 +393,7 @@ class MemberDriver:
         sent = any(m.entries for m in turn.send_now if m.type is MsgType.APP)
         for p in self.requests.take_changes(set() if sent else set(turn.proposed)):
             out.answers.append(Answer(p.waiter, p.tag, request_error(NO_SPACE), p.kind))
+            self.proposals_failed += 1
         return out
 
     def snapshot_saved(self, job: SnapshotJob) -> None:
@@ -404,6 +413,7 @@ class MemberDriver:
     def _refuse_if_disk_full(self, waiter: Any, tag: Any, kind: Kind) -> bool:
         if self.disk_full:
             self._answers.append(Answer(waiter, tag, request_error(NO_SPACE), kind))
+            self.proposals_failed += 1
             return True
         return False
 

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..raft.types import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMeta
 from ..server.durable import Loaded
+from ..server.metrics import Histogram, WalMetrics
 from . import wal_codec
 from .errors import DEFAULT_IO, DiskFull, DiskIo, is_disk_full
 from .snap import SnapDir
@@ -68,15 +70,47 @@ def loaded_from(snap_file: SnapFile | None, records: list[wal_codec.Record], wal
     return out
 
 
+class TimedSyncs(DiskIo):
+    """The WAL's DiskIo, every fdatasync timed (etcd_disk_wal_fsync_duration_seconds: the sync call alone,
+    failed ones too, as etcd observes it); the calls themselves go to `base`."""
+
+    def __init__(self, base: DiskIo, hist: Histogram) -> None:
+        self.base, self.hist = base, hist
+
+    def open(self, path: str | os.PathLike[str], flags: int, mode: int = 0o600) -> int:
+        return self.base.open(path, flags, mode)
+
+    def write(self, fd: int, data: bytes | memoryview) -> int:
+        return self.base.write(fd, data)
+
+    def fdatasync(self, fd: int) -> None:
+        started = time.perf_counter()
+        try:
+            self.base.fdatasync(fd)
+        finally:
+            self.hist.observe(time.perf_counter() - started)
+
+    def fsync(self, fd: int) -> None:
+        self.base.fsync(fd)
+
+    def ftruncate(self, fd: int, length: int) -> None:
+        self.base.ftruncate(fd, length)
+
+    def rename(self, src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        self.base.rename(src, dst)
+
+
 class FileStorage:
     def __init__(self, data_dir: Path, io: DiskIo = DEFAULT_IO, wal_dir: Path | None = None,
                  max_wals: int = 5, max_snapshots: int = 5) -> None:
         member_dir = data_dir / "member"
         self.max_wals = max_wals
+        self.metrics = WalMetrics()  # read by /metrics (runtime/metrics.py)
+        self._unsynced_entries = 0
         self.snaps = SnapDir(member_dir / "snap", io, max_snapshots)
         self._snap_file = self.snaps.load_newest()
         snap_index = self._snap_file.index if self._snap_file is not None else 0
-        self.wal, self._records = Wal.open(wal_path(data_dir, wal_dir), snap_index + 1, io)
+        self.wal, self._records = Wal.open(wal_path(data_dir, wal_dir), snap_index + 1, TimedSyncs(io, self.metrics.fsync))
         self._release_before = 0  # segments to release once the next sync has returned
         self._room_needed = 0  # after a sync found the disk full: bytes to find free before writing again
         (self.wal.path / ROOM_PROBE).unlink(missing_ok=True)  # left by a crash during _check_room
@@ -96,6 +130,7 @@ class FileStorage:
             log.info("installed snapshot from the leader at raft index %d", meta.index)
         for e in entries:
             wal.append(wal_codec.encode_entry(e.term, e.index, e.data, e.type))
+        self._unsynced_entries += len(entries)
         if hard_state is not None:
             wal.append(wal_codec.encode_hard_state(hard_state.term, hard_state.vote, hard_state.commit))
 
@@ -108,8 +143,14 @@ class FileStorage:
             wal.sync()
         except DiskFull:
             self._room_needed = max(ROOM_TO_RESUME, pending)
+            self._unsynced_entries = 0  # dropped with the batch
             raise
         self._room_needed = 0
+        if pending:
+            m = self.metrics
+            m.write_bytes += pending
+            m.entries_per_fsync.observe(self._unsynced_entries)
+            self._unsynced_entries = 0
         if self._release_before:
             index, self._release_before = self._release_before, 0
             self.wal.release_before(index, self.max_wals)
@@ -126,6 +167,7 @@ class FileStorage:
         except OSError as e:
             if is_disk_full(e):
                 self.wal.discard()
+                self._unsynced_entries = 0
                 raise DiskFull(probe, f"no room for {nbytes} bytes yet", e.errno) from e
             log.debug("could not check for room with %s: %s", probe, e)
         finally:
