@@ -208,8 +208,8 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "debug": _warn("use --log-level debug", boolean=True),
     "log-package-levels": _warn("use --log-level"),
     "enable-pprof": _warn("no /debug/pprof", boolean=True),
-    "metrics": _warn("no /metrics endpoint"),
-    "listen-metrics-urls": _warn("no metrics listener"),
+    "metrics": _warn("one set of metrics is served on /metrics (etcd's basic and extensive levels are not told apart)"),
+    "listen-metrics-urls": _warn("/metrics is served on the client URLs only, not on listeners of its own"),
     # experimental
     "experimental-initial-corrupt-check": _warn("no corruption check between members", boolean=True),
     "experimental-corrupt-check-time": _warn("no corruption check between members"),
