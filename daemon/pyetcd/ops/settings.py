@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from ..gocompat import flag as gflag
-from ..runtime.tls import TlsFiles
 from . import hostfacts
+from .tlsfiles import TlsFiles
 
 
 class SettingsError(ValueError):

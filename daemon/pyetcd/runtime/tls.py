@@ -14,7 +14,8 @@ a peer connection (etcd does the same). Contexts for dialling out come from pyet
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+
+from ..ops.tlsfiles import TlsFiles
 
 HANDSHAKE_TIMEOUT_S = 5.0
 # What Go's net/http answers when plain HTTP arrives on a TLS port, before closing the connection.
@@ -28,19 +29,6 @@ class TlsRefused(Exception):
 
 class PlainHttpOnTls(TlsRefused):
     """The client spoke plain HTTP to a TLS port."""
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    cert_file: str = ""
-    key_file: str = ""
-    trusted_ca_file: str = ""
-    client_cert_auth: bool = False
-    allowed_cn: str = ""
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.cert_file)
 
 
 def server_context(files: TlsFiles) -> ssl.SSLContext:
