@@ -144,8 +144,8 @@ def test_prometheus_sees_exactly_one_leader(make_cluster: MakeCluster, start_pro
         assert prom.query('increase((max without (instance) (etcd_server_leader_changes_seen_total'
                           '{job="etcd"}))[15m:1m]) >= 4') == []
         # the proxy's own figures, under etcd's proxy names
-        assert prom.scalar('sum(etcd_proxy_handled_total{job="etcd-proxy", method="GET", code="200"}) >= 20') \
-            is not None
+        assert wait_for(lambda: prom.scalar('sum(etcd_proxy_handled_total{job="etcd-proxy", method="GET", '
+                                            'code="200"}) >= 20') is not None, 30.0, 0.5)  # the next scrape
 
         # kill the leader: Prometheus sees it down and exactly one new leader among the other two
         leader.kill9()
