@@ -206,7 +206,9 @@ def check_replication(f: Fleet) -> None:
     say(f"{len(f.nodes)} writes, each read through all {len(f.nodes)} hosts")
 
 
-AGENT_STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3}) [A-Z]+ (.*)$")
+# "2026-12-06T14:23:09.947979 INFO locksmithd: message" (the one log setup: time, level, component)
+AGENT_STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})\d* [A-Z]+ (?:[\w.-]+: )?(.*)$")
+COMPONENT = re.compile(r"^[\w.-]+: ")  # in the journal the message is "locksmithd: message"
 
 
 def journal(node: Node, unit: str, since: float) -> list[tuple[float, str]]:
@@ -229,6 +231,8 @@ def journal(node: Node, unit: str, since: float) -> list[tuple[float, str]]:
         if stamp:
             t = calendar.timegm(time.strptime(stamp.group(1), "%Y-%m-%dT%H:%M:%S")) + int(stamp.group(2)) / 1000
             msg = stamp.group(3)
+        else:
+            msg = COMPONENT.sub("", msg, count=1)
         if t >= since:
             entries.append((t, msg))
     return entries
