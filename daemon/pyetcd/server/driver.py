@@ -231,9 +231,11 @@ class MemberDriver:
             return
         rid = self.requests.new_id()
         req = request
-        data = Request(req.kind, req.path, req.value, req.dir, req.prev_value, req.prev_index, req.prev_exist,
-                       req.expire_at_ns, req.refresh, req.recursive, req.sorted, req.time_ns, req.peer_urls,
-                       self.self_id, rid).encode()
+        stamped = Request(req.kind, req.path, req.value, req.dir, req.prev_value, req.prev_index, req.prev_exist,
+                          req.expire_at_ns, req.refresh, req.recursive, req.sorted, req.time_ns, req.peer_urls,
+                          self.self_id, rid)
+        data = stamped.encode()
+        self.node.proposed_here(data, stamped)
         self.requests.add(Pending(rid, Kind.WRITE, waiter, tag, now_s + self.config.request_timeout_s, data))
         self._offered = True
 

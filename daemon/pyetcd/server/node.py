@@ -27,6 +27,7 @@ from .members import Member, MemberRegistry
 from .requests import AUTH, MEMBER_ATTRS, SYNC, Request
 
 SYNC_RETRY_NS = 500_000_000
+PROPOSED_HERE_MAX = 65_536
 
 
 @dataclass(slots=True)
@@ -50,6 +51,16 @@ class ServerNode:
     removed_self: bool = False
     auth: AuthState = field(default_factory=AuthState)
 
+    # Requests this member proposed, by their encoded bytes: applying one of them skips decoding it
+    # again (decode(encode(r)) == r; 3-4 us of a PUT). Bounded: proposals that never commit (a lost
+    # leadership) are forgotten when it fills up, and then decoded like anyone else's.
+    _proposed_here: dict[bytes, Request] = field(default_factory=dict)
+
+    def proposed_here(self, data: bytes, request: Request) -> None:
+        if len(self._proposed_here) >= PROPOSED_HERE_MAX:
+            self._proposed_here.clear()
+        self._proposed_here[data] = request
+
     # ---- applying ------------------------------------------------------------------------------
 
     def apply(self, entry: Entry) -> Applied:
@@ -66,7 +77,7 @@ class ServerNode:
             return self._apply_conf_change(entry)
         if not entry.data:
             return Applied(entry.index, None, None, [])  # a new leader's empty entry
-        req = Request.decode(entry.data)
+        req = self._proposed_here.pop(entry.data, None) or Request.decode(entry.data)
         if req.kind == SYNC:
             self._last_sync_ns = max(self._last_sync_ns, req.time_ns)
             self._sync_proposed_ns = 0

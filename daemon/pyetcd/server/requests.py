@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from ..compactjson import compact_dumps
+
 PUT = "PUT"
 POST = "POST"
 DELETE = "DELETE"
@@ -17,11 +19,10 @@ SYNC = "SYNC"  # carries the leader's time; applying it expires due TTLs
 MEMBER_ATTRS = "MEMBER_ATTRS"  # a member publishes its name and client URLs (value, peer_urls)
 AUTH = "AUTH"  # a change to users, roles or auth on/off (value: server/auth.py's AuthOp, encoded)
 
-# One encoder instance: json.dumps with non-default options builds a new one per call.
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen (1.6 -> about 0.4 us to build one; a write builds two): treat a Request as immutable.
+@dataclass(slots=True)
 class Request:
     kind: str
     path: str = "/"
@@ -44,7 +45,7 @@ class Request:
         fields = [self.kind, self.path, self.value, int(self.dir), self.prev_value, self.prev_index, pe,
                   self.expire_at_ns, int(self.refresh), int(self.recursive), int(self.sorted), self.time_ns,
                   list(self.peer_urls), self.origin, self.req_id]
-        return _encode(fields).encode("utf-8", "surrogatepass")
+        return compact_dumps(fields).encode("utf-8", "surrogatepass")
 
     @staticmethod
     def decode(data: bytes) -> Request:

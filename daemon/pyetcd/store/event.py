@@ -6,10 +6,11 @@ each omitted when empty (Go `omitempty`), so the JSON is byte-comparable with et
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from ..compactjson import compact_dumps
 
 GET = "get"
 SET = "set"
@@ -21,7 +22,9 @@ CAD = "compareAndDelete"
 EXPIRE = "expire"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__ (0.9 vs 0.2 us per view, two
+# views per write). Nothing mutates a view once made; that is a rule of this module, not enforced.
+@dataclass(slots=True)
 class NodeView:
     key: str
     dir: bool
@@ -88,7 +91,6 @@ class Event:
 # Go's encoder escapes these for HTML safety; mirror it so bodies compare byte for byte.
 _GO_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
                              "\u2028": "\\u2028", "\u2029": "\\u2029"})
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 
 
 _CONTROL_SHORT = re.compile(r"(\\+)([bf])")
@@ -97,7 +99,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def dump_json(obj: object) -> bytes:
     """Compact JSON plus newline, as Go's json.Encoder writes it."""
-    text = _encode(obj)
+    text = compact_dumps(obj)
     if "<" in text or ">" in text or "&" in text or "\u2028" in text or "\u2029" in text:
         text = text.translate(_GO_ESCAPES)
     if "\\b" in text or "\\f" in text:
