@@ -24,7 +24,10 @@ from .tls import HANDSHAKE_TIMEOUT_S, PLAIN_HTTP_ON_TLS_REPLY, PlainHttpOnTls, T
 
 log = logging.getLogger("pyetcd.loop")
 
-RECV_BYTES = 256 * 1024
+# One recv per readiness. Not larger: CPython allocates the whole size first, and 256 KiB goes to mmap
+# and back on every call (measured: 17-21 us per small recv vs 2.6 us at 64 KiB, more than a GET's
+# routing and JSON together); a bigger body just takes more turns.
+RECV_BYTES = 64 * 1024
 CONNECTIONS_MAX = 10_000
 
 

@@ -23,7 +23,10 @@ from ..http.conn import trusted_request
 from ..proxy.director import Endpoint
 from .tls import TlsRefused, TlsSession
 
-RECV_BYTES = 256 * 1024
+# One recv per readiness. Not larger: CPython allocates the whole size first, and 256 KiB goes to mmap
+# and back on every call (measured: 17-21 us per small recv vs 2.6 us at 64 KiB, more than a GET's
+# routing and JSON together); a bigger body just takes more turns.
+RECV_BYTES = 64 * 1024
 IDLE_PER_ENDPOINT_MAX = 128
 
 
