@@ -38,7 +38,7 @@ class ProxyLoop:
         self.supervisor = supervisor
         self.peer_urls = list(peer_urls)
         self.data_dir = data_dir
-        self.connections = Connections(self.sel, front)
+        self.connections = Connections(self.sel, front, peers=False, fds_per_conn=2)  # a relay holds 2 fds
         front.close_client = self.connections.close
         front.metrics_endpoint = proxy_metrics(self)  # GET /metrics (etcd's proxy serves it on its client URLs)
         self.dirty = front.dirty

@@ -10,6 +10,10 @@ failed the client gets etcd's 502; with none available, etcd's 503. An answer cu
 client's connection (it cannot be retried: part of it was sent). A client that stops reading pauses the
 member's side until it catches up.
 
+Watches (wait=true, long-poll or stream) hold a client connection and a member connection each for as
+long as they last: beyond the watch share of the open-files budget (fdlimit.py; a proxy counts two fds
+per connection) they get the member's 503 (serving.too_many_watches), so writes and reads keep room.
+
 A MembersRefresh asks the peers' `GET /members` in turn, as etcd's proxy does every refresh interval,
 for the members' client URLs (the endpoints) and peer URLs (kept in DATA_DIR/proxy/cluster).
 """
@@ -23,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 import h11
 
@@ -33,6 +38,7 @@ from ..proxy.director import Director, Endpoint
 from ..server.metrics import FAILED_GETTING_RESPONSE, FAILED_SENDING_REQUEST, ZERO_ENDPOINTS, ProxyMetrics
 from .connections import Conn, http_date
 from .metrics import MetricsEndpoint, is_metrics_request
+from .serving import too_many_watches
 from .upstream import Pool, UpstreamConn, UpstreamFailed
 
 log = logging.getLogger("pyetcd.proxy")
@@ -56,7 +62,8 @@ class Timeouts:
 class Relay:
     """One client request on its way through a member."""
 
-    __slots__ = ("client", "req", "headers", "endpoints", "index", "fresh", "upstream", "streaming", "started")
+    __slots__ = ("client", "req", "headers", "endpoints", "index", "fresh", "upstream", "streaming", "started",
+                 "watch")
 
     def __init__(self, client: Conn, req: HttpRequest, endpoints: list[Endpoint]) -> None:
         self.client, self.req, self.endpoints = client, req, endpoints
@@ -67,6 +74,7 @@ class Relay:
         self.upstream: UpstreamConn | None = None
         self.streaming = False  # the answer's head went to the client: no retry any more
         self.started = 0.0  # monotonic, for etcd_proxy_handling_duration_seconds
+        self.watch = False  # a watch: counted in the front's `watches` while it lasts
 
 
 class ProxyFrontend:
@@ -85,6 +93,9 @@ class ProxyFrontend:
         self.paused: set[Relay] = set()
         self.metrics = ProxyMetrics()  # etcd_proxy_*, read at scrape time (runtime/metrics.py)
         self.metrics_endpoint: MetricsEndpoint | None = None  # the loop's GET /metrics
+        self.watch_limit = 1 << 30  # relayed watches allowed at once: connections.py sets it (fdlimit.py)
+        self.watches = 0  # relayed watches under way
+        self.watches_refused = 0
 
     # ---- client side (connections.py calls these) ----------------------------------------------
 
@@ -108,6 +119,8 @@ class ProxyFrontend:
     def closed(self, conn: Conn) -> None:
         relay: Relay | None = conn.relay
         conn.relay = None
+        if relay is not None:
+            self._ended(relay)
         if relay is not None and relay.upstream is not None:
             self._drop(relay.upstream)  # mid-answer: it cannot be reused
             relay.upstream = None
@@ -133,8 +146,24 @@ class ProxyFrontend:
         relay = Relay(conn, req, self.director.available(now))
         relay.started = now
         self.metrics.incoming(req.method)
+        if is_watch(req):
+            if self.watches >= self.watch_limit:
+                self.watches_refused += 1
+                if self.watches_refused % 1000 == 1:
+                    log.warning("proxy: refusing watches: %d under way, the most the open files limit allows "
+                                "(%d refused so far)", self.watches, self.watches_refused)
+                conn.http.reply(too_many_watches(self.watch_limit, head=req.method == "HEAD"), http_date())
+                return
+            relay.watch = True
+            self.watches += 1
         conn.relay = relay
         self._attempt(relay, now)
+
+    def _ended(self, relay: Relay) -> None:
+        """The relay is over (answered, failed or its client gone): its watch slot, if any, is free."""
+        if relay.watch:
+            relay.watch = False
+            self.watches -= 1
 
     def _attempt(self, relay: Relay, now: float) -> None:
         req = relay.req
@@ -148,6 +177,11 @@ class ProxyFrontend:
                 except UpstreamFailed as e:
                     self._endpoint_failed(relay, str(e), now)
                     continue
+                except OSError as e:  # EMFILE/ENFILE: no socket for any member (not the member's fault)
+                    log.warning("proxy: no connection to %s: %s", ep.url, e)
+                    self.metrics.drop(req.method, FAILED_SENDING_REQUEST)
+                    self._finish(relay, forwarding.no_response(relay.index + 1))
+                    return
             up.owner = relay
             relay.upstream = up
             headers = relay.headers
@@ -174,6 +208,7 @@ class ProxyFrontend:
     def _finish(self, relay: Relay, reply: Reply) -> None:
         conn = relay.client
         conn.relay = None
+        self._ended(relay)
         conn.http.reply(reply, http_date())
         self.serve(conn)
 
@@ -246,6 +281,7 @@ class ProxyFrontend:
                     self._drop(up)
                 http.end_stream()
                 client.relay = None
+                self._ended(relay)
                 self.paused.discard(relay)
                 self.serve(client)
                 return
@@ -292,7 +328,10 @@ class ProxyFrontend:
 
     def start_exchange(self, endpoint: Endpoint, owner: Any, method: bytes, target: bytes) -> UpstreamConn:
         """A request of the proxy's own (the members refresh) on a fresh connection; UpstreamFailed."""
-        up = UpstreamConn(endpoint, self.peer_tls_context, time.monotonic())
+        try:
+            up = UpstreamConn(endpoint, self.peer_tls_context, time.monotonic())
+        except OSError as e:  # EMFILE/ENFILE
+            raise UpstreamFailed(f"dial {endpoint.url}: {e}") from None
         up.owner = owner
         up.send_request(method, target, [(b"Host", f"{endpoint.host}:{endpoint.port}".encode())], b"")
         up.watch(self.sel, _RW)
@@ -302,6 +341,15 @@ class ProxyFrontend:
         for up in list(self.timed):
             self._drop(up)
         self.pool.close_all()
+
+
+def is_watch(req: HttpRequest) -> bool:
+    """A keys request asking to wait (etcd parses `wait` with strconv.ParseBool)."""
+    path, _, query = req.target.partition(b"?")
+    if req.method not in ("GET", "HEAD") or not query or not path.startswith(b"/v2/keys"):
+        return False
+    return any(k == "wait" and v in ("1", "t", "T", "true", "TRUE", "True")
+               for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True))
 
 
 class MembersRefresh:

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from ..http import client_api
 from ..http.auth_api import NOBODY, ProposeAuth
 from ..http.client_api import ClientApi, Propose, ProposeConf, QuorumRead, Reply, StartWatch, find_header
 from ..http.conn import HttpRequest
@@ -31,6 +32,21 @@ from .metrics import MetricsEndpoint, is_metrics_request
 log = logging.getLogger("pyetcd.serving")
 
 _INTERNAL_ERROR = Reply(500, [(b"Content-Type", b"text/plain; charset=utf-8")], b"Internal Server Error\n")
+WATCH_REFUSED_LOG_S = 10.0  # at most one warning about refused watches per this many seconds
+
+
+def too_many_watches(limit: int, extra: list[tuple[bytes, bytes]] | None = None, head: bool = False) -> Reply:
+    """The answer to a watch beyond the watch share of the open-files budget (runtime/fdlimit.py).
+
+    503 with etcd's HTTP-level error body ({"message": ...}, its httptypes.HTTPError, which etcd writes for
+    its own 503s): etcd's v2 client library treats a 503 as "this member cannot serve now" and tries the
+    next endpoint, which is what a watcher should do; an errorCode body would read as an answer about the
+    key. The connection is closed (Connection: close) so its fd goes back to the requests that are not
+    watches at once; Retry-After says when this member may have room again. Watches are refused rather
+    than idle watchers dropped: a dropped watcher reconnects and would take the slot right back."""
+    body = b'{"message":"etcdserver: too many watches (%d): try another member or later"}' % limit
+    headers = [*client_api.CORS, client_api.JSON_CT, *(extra or []), (b"Retry-After", b"1"), (b"Connection", b"close")]
+    return Reply(503, headers, body, head)
 
 
 class Frontend:
@@ -42,6 +58,9 @@ class Frontend:
         self.api, self.peer_api = ClientApi(view), PeerApi(view)
         self.close = close  # the loop's: tear a connection down
         self.watch_conns: dict[int, Conn] = {}
+        self.watch_limit = 1 << 30  # connections that may hold a watch: connections.py sets it (fdlimit.py)
+        self.watches_refused = 0
+        self._refused_logged_at = -WATCH_REFUSED_LOG_S
         self.next_watcher_id = 1
         self.dirty: set[Conn] = set()  # connections with output to flush this turn
         # /metrics: the loop's endpoint, and plain counters read at scrape time (runtime/metrics.py)
@@ -187,6 +206,11 @@ class Frontend:
         except V2Error as e:
             conn.http.reply(self.api.error_reply(e, w.head), self.date_header())
             return
+        if len(self.watch_conns) >= self.watch_limit and not watcher.removed and (w.stream or found is None):
+            # it would hold its connection (one answered from the history at once would not): refuse it
+            self.driver.unwatch(watcher)
+            self._refuse_watch(conn, w)
+            return
         self.next_watcher_id += 1
         conn.http.start_stream(200, self.api.watch_headers(self.driver.store.index), self.date_header())
         if not watcher.removed:
@@ -197,6 +221,17 @@ class Frontend:
             if not w.stream:
                 self._end_watch(conn)
 
+    def _refuse_watch(self, conn: Conn, w: StartWatch) -> None:
+        self.watches_refused += 1
+        mono = time.monotonic()
+        if mono - self._refused_logged_at >= WATCH_REFUSED_LOG_S:
+            self._refused_logged_at = mono
+            log.warning("refusing watches: %d open, the most the open files limit allows (%d refused so far); "
+                        "raise LimitNOFILE or spread the watchers over more members", len(self.watch_conns),
+                        self.watches_refused)
+        extra = [(b"X-Etcd-Cluster-Id", self.view.cluster_id_bytes),
+                 (b"X-Etcd-Index", b"%d" % self.driver.store.index)]
+        conn.http.reply(too_many_watches(self.watch_limit, extra, w.head), self.date_header())
     def fire(self, watcher: Watcher, event: Event) -> None:
         conn = self.watch_conns.get(watcher.watcher_id)
         if conn is None:
