@@ -25,7 +25,6 @@ import os
 import secrets
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cluster import LOADGEN_CORE, MEMBER_CORE, log, pinning_possible, taskset
-from bench.loadgen import prefill
+from bench.loadgen import prefill, run_loadgen
 from tests.support.servers import REPO, Server, pyetcd_server
 
 USER, PASSWORD = "bench", "bench-password"
@@ -73,13 +72,14 @@ def enable_auth(port: int) -> None:
 
 
 def loadgen(port: int, clients: int, duration: float, pin: bool, header: str = "") -> dict[str, Any]:
-    argv = [sys.executable, "-m", "bench.loadgen", "--port", str(port), "--load", "get", "--clients", str(clients),
-            "--duration", str(duration), "--warmup", "1", "--json"]
+    args = ["--port", str(port), "--load", "get", "--clients", str(clients), "--duration", str(duration),
+            "--warmup", "1"]
     if header:
-        argv += ["--header", header]
-    out = subprocess.run(taskset(LOADGEN_CORE, argv) if pin else argv, capture_output=True, text=True,
-                         cwd=REPO, timeout=duration + 60, check=True)
-    return json.loads(out.stdout)  # type: ignore[no-any-return]
+        args += ["--header", header]
+    out = run_loadgen(args, pin, duration + 60, LOADGEN_CORE)
+    if "error" in out:
+        raise RuntimeError(f"auth bench loadgen: {out['error']}")
+    return out
 
 
 def _storm(port: int, stop_at: float, counts: Any) -> None:

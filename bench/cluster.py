@@ -42,7 +42,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.loadgen import RECV_SIZE, connect, prefill, put_request, raise_nofile, response_end
+from bench.loadgen import (
+    RECV_SIZE,
+    connect,
+    prefill,
+    put_request,
+    raise_nofile,
+    response_end,
+    run_loadgen,
+    taskset,
+)
 from tests.support.kit import LoggedProcess
 from tests.support.servers import PYETCD_BIN, REPO, etcd_available, free_port
 
@@ -61,13 +70,6 @@ Result = dict[str, Any]
 
 def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-def taskset(core: str, argv: list[str]) -> list[str]:
-    exe = shutil.which("taskset")
-    if exe is None or (os.cpu_count() or 1) < 2:
-        return argv
-    return [exe, "-c", core, *argv]
 
 
 def pinning_possible() -> bool:
@@ -248,22 +250,14 @@ def run_cluster_load(name: str, cl: Cluster, a: argparse.Namespace) -> Result:
                "get-spread": "all members"}[what]
     load = "put" if what.startswith("put") else "get"
     pids = [leader.pid, *(f.pid for f in followers)]
-    argv = [sys.executable, "-m", "bench.loadgen", "--port", ",".join(map(str, ports)), "--load", load,
-            "--clients", str(n), "--duration", str(a.duration), "--warmup", str(a.warmup), "--procs", str(a.procs),
-            "--cpu-pids", ",".join(str(p) for p in pids if p), "--json"]
+    args = ["--port", ",".join(map(str, ports)), "--load", load, "--clients", str(n), "--duration", str(a.duration),
+            "--warmup", str(a.warmup), "--procs", str(a.procs), "--cpu-pids", ",".join(str(p) for p in pids if p)]
     if what == "qget":
-        argv += ["--query", "quorum=true"]
-    if a.pin:
-        argv = taskset(LOADGEN_CORE, argv)
+        args += ["--query", "quorum=true"]
     term0 = cl.term(leader)
-    timeout = a.duration + a.warmup + 60
-    try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO)
-    except subprocess.TimeoutExpired:
-        return {"error": f"loadgen timed out after {timeout}s"}
-    if p.returncode != 0:
-        return {"error": (p.stderr.strip().splitlines() or ["loadgen failed"])[-1][:300]}
-    r: Result = json.loads(p.stdout)
+    r = run_loadgen(args, a.pin, a.duration + a.warmup + 60, LOADGEN_CORE)
+    if "error" in r:
+        return r
     leader_after = cl.leader()
     r["sent_to"] = targets
     r["term_before"], r["term_after"] = term0, cl.term(leader)

@@ -8,8 +8,13 @@ Latencies come from `time.perf_counter_ns`; only requests completing inside the 
 
 Loads: `put` (PUT /v2/keys/bench/k{i%1000}, form body), `get` (GET of the same keys, which must exist:
 see `prefill`; `--query quorum=true` makes them linearizable reads), and `watch` (W connections
-long-polling /v2/keys/bench/w?wait=true, woken by one PUT).  `--port P1,P2,P3` spreads the closed-loop
-connections round-robin over several servers (the members of a cluster).
+long-polling /v2/keys/bench/w?wait=true, woken by one PUT), and `fill` (`--keys N` distinct keys
+/v2/keys/bench/m/k{i}, each PUT once at `--clients` connections: load time and the latency tail).
+`--port P1,P2,P3` spreads the closed-loop connections round-robin over several servers (the members of a
+cluster). `--dump PATH` (put/get) writes every measured request as a pair of int64 (wall-clock completion
+time in ns, latency in ns) to PATH, so a caller can split the run in windows (e.g. around snapshots).
+
+The other bench parts run it in a subprocess through `run_loadgen` (pinned with `taskset`, JSON back).
 
     python -m bench.loadgen --port 2379 --load put --clients 64 --duration 5 [--procs 2] [--json]
 """
@@ -22,14 +27,18 @@ import json
 import multiprocessing
 import os
 import selectors
+import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import time
 from array import array
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import cycle
+from pathlib import Path
+from typing import Any
 
 HOST = "127.0.0.1"
 NKEYS = 1000
@@ -37,6 +46,9 @@ VALUE = ("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" * 2)[:
 WATCH_KEY = "/v2/keys/bench/w"
 RECV_SIZE = 65536
 HDR_END = b"\r\n\r\n"
+REPO = Path(__file__).resolve().parents[1]
+LOADGEN_CORE = "1"
+FILL_PREFIX = "/v2/keys/bench/m/k"
 
 
 # ---------------------------------------------------------------- request bytes
@@ -167,21 +179,25 @@ class WorkerResult:
     cpu_s: float = 0.0  # this process's CPU time during the window
     server_cpu: float | None = None  # server CPU seconds / window seconds (worker 0 only)
     pids_cpu: list[float | None] = field(default_factory=list)  # the same for each of `cpu_pids` (worker 0)
+    done_ns: bytes = b""  # array('q') of the perf-counter completion times of `lat_ns` (with `stamps` only)
 
 
 def closed_loop(port: int | Sequence[int], requests: Sequence[bytes], clients: int, t_start: int, t_end: int,
-                host: str = HOST, server_pid: int | None = None, cpu_pids: Sequence[int] = ()) -> WorkerResult:
+                host: str = HOST, server_pid: int | None = None, cpu_pids: Sequence[int] = (),
+                stamps: bool = False) -> WorkerResult:
     """Drive `clients` connections until perf-counter ns `t_end`; record completions after `t_start`.
 
-    With several ports, connection i goes to ports[i % len(ports)].
+    With several ports, connection i goes to ports[i % len(ports)]; with `stamps`, each recorded latency's
+    completion time is kept too (`done_ns`).
     perf_counter_ns is CLOCK_MONOTONIC on Linux, so windows line up across forked workers.
     """
     ports = [port] if isinstance(port, int) else list(port)
     sel = selectors.DefaultSelector()
     reqs = cycle(requests)
     conns = [Conn(connect(host, ports[i % len(ports)]), i, ports[i % len(ports)]) for i in range(clients)]
-    res, lat = WorkerResult(), array("q")
+    res, lat, ends = WorkerResult(), array("q"), array("q")
     record, clock = lat.append, time.perf_counter_ns
+    stamp = ends.append if stamps else None
     for c in conns:
         sel.register(c.sock, selectors.EVENT_READ, c)
     for c in conns:
@@ -221,6 +237,8 @@ def closed_loop(port: int | Sequence[int], requests: Sequence[bytes], clients: i
                 done = clock()
                 if t_start <= done < t_end:
                     record(done - c.t_send)
+                    if stamp is not None:
+                        stamp(done)
                     if buf[9] != 50:  # not b"2xx"
                         res.errors += 1
                 c.t_send = done
@@ -236,7 +254,7 @@ def closed_loop(port: int | Sequence[int], requests: Sequence[bytes], clients: i
         sel.unregister(c.sock)
         c.sock.close()
     sel.close()
-    res.count, res.lat_ns = len(lat), lat.tobytes()
+    res.count, res.lat_ns, res.done_ns = len(lat), lat.tobytes(), ends.tobytes()
     return res
 
 
@@ -247,7 +265,7 @@ def _reconnect(sel: selectors.BaseSelector, c: Conn, host: str, port: int) -> No
     sel.register(c.sock, selectors.EVENT_READ, c)
 
 
-def _worker(args: tuple[int | list[int], list[bytes], int, int, int, str, int | None, list[int]]) -> WorkerResult:
+def _worker(args: tuple[int | list[int], list[bytes], int, int, int, str, int | None, list[int], bool]) -> WorkerResult:
     return closed_loop(*args)
 
 
@@ -280,11 +298,12 @@ class LoadResult:
 
 def run_closed(load: str, port: int | list[int], clients: int, duration: float, warmup: float = 1.0,
                procs: int = 1, server_pid: int | None = None, host: str = HOST, query: str = "",
-               cpu_pids: list[int] | None = None, header: str = "") -> LoadResult:
+               cpu_pids: list[int] | None = None, header: str = "", dump: str = "") -> LoadResult:
     """Run a closed-loop load split over `procs` loadgen processes and aggregate the results.
 
     `port` may list several servers (connections spread round-robin); `cpu_pids` are processes whose
-    CPU share over the window is reported in `extra["pids_cpu"]`.
+    CPU share over the window is reported in `extra["pids_cpu"]`; `dump` names a file that gets every
+    measured request as int64 pairs (wall-clock completion ns, latency ns).
     """
     requests = build_requests(load, host, port if isinstance(port, int) else port[0], query, header)
     procs = max(1, min(procs, clients))
@@ -292,7 +311,8 @@ def run_closed(load: str, port: int | list[int], clients: int, duration: float, 
     t_end = t_start + int(duration * 1e9)
     shares = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
     jobs = [(port, requests[i::procs], n, t_start, t_end, host, server_pid if i == 0 else None,
-             (cpu_pids or []) if i == 0 else []) for i, n in enumerate(shares)]
+             (cpu_pids or []) if i == 0 else [], bool(dump)) for i, n in enumerate(shares)]
+    wall_offset = time.time_ns() - time.perf_counter_ns()  # perf_counter is CLOCK_MONOTONIC: one offset
     if procs == 1:
         results = [_worker(jobs[0])]
     else:
@@ -301,6 +321,18 @@ def run_closed(load: str, port: int | list[int], clients: int, duration: float, 
     out = _aggregate(load, clients, duration, procs, results, results[0].server_cpu)
     if cpu_pids:
         out.extra["pids_cpu"] = results[0].pids_cpu
+    if dump:
+        pairs = array("q")
+        for r in results:
+            ends, lat = array("q"), array("q")
+            ends.frombytes(r.done_ns)
+            lat.frombytes(r.lat_ns)
+            for t, x in zip(ends, lat, strict=True):
+                pairs.append(t + wall_offset)
+                pairs.append(x)
+        with open(dump, "wb") as f:
+            f.write(pairs.tobytes())
+        out.extra["dump"] = dump
     return out
 
 
@@ -361,6 +393,99 @@ def prefill(port: int, clients: int = 16, host: str = HOST, timeout: float = 60.
     if inflight:
         raise TimeoutError(f"prefill: {inflight} requests unanswered after {timeout}s")
     return errors
+
+
+# ---------------------------------------------------------------- fill
+
+
+def run_fill(port: int, keys: int, clients: int = 64, host: str = HOST, prefix: str = FILL_PREFIX,
+             server_pid: int | None = None, timeout: float = 3600.0) -> dict[str, Any]:
+    """PUT `keys` distinct keys `prefix`{i} (i = 0 .. keys-1, in order), each once, over `clients` keep-alive
+    connections, each with one request in flight; every latency is recorded.
+
+    A connection the server closes is reopened and its key sent again (counted in `io_errors`). A server
+    that stops answering (or is gone) ends the fill early: `completed` < `keys` and `error` say so.
+    """
+    clock = time.perf_counter_ns
+    lat = array("q")
+    record = lat.append
+    errors = io_errors = 0
+    next_key = 0
+    error = ""
+    sel = selectors.DefaultSelector()
+    conns: list[Conn] = []
+
+    def send(c: Conn) -> None:
+        nonlocal next_key
+        c.idx, next_key = next_key, next_key + 1
+        c.buf, c.t_send = b"", clock()
+        send_all(c.sock, put_request(host, port, f"{prefix}{c.idx}"))
+
+    t0 = clock()
+    deadline = t0 + int(timeout * 1e9)
+    cpu0, ticks0 = time.process_time(), cpu_ticks(server_pid)
+    inflight = 0
+    gc.disable()
+    try:
+        for i in range(min(clients, keys)):
+            c = Conn(connect(host, port), i)
+            conns.append(c)
+            sel.register(c.sock, selectors.EVENT_READ, c)
+            send(c)
+            inflight += 1
+        while inflight:
+            if clock() >= deadline:
+                error = f"{inflight} requests unanswered after {timeout:g} s"
+                break
+            for key, _ in sel.select(0.5):
+                c = key.data
+                try:
+                    data = c.sock.recv(RECV_SIZE)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    io_errors += 1
+                    _reconnect(sel, c, host, port)
+                    c.t_send = clock()
+                    send_all(c.sock, put_request(host, port, f"{prefix}{c.idx}"))
+                    continue
+                buf = c.buf + data if c.buf else data
+                end, _ = response_end(buf)
+                if end < 0:
+                    c.buf = buf
+                    continue
+                done = clock()
+                record(done - c.t_send)
+                errors += buf[9] != 50
+                if next_key < keys:
+                    send(c)
+                else:
+                    c.buf = b""
+                    inflight -= 1
+    except OSError as e:  # refused or reset while (re)connecting: the server is gone
+        error = f"after {len(lat)} answers: {type(e).__name__}: {e}"
+    finally:
+        gc.enable()
+        for c in conns:
+            c.sock.close()
+        sel.close()
+    elapsed = (clock() - t0) / 1e9
+    s = sorted(lat)
+    out: dict[str, Any] = {
+        "load": "fill", "keys": keys, "clients": clients, "prefix": prefix, "completed": len(s) - errors,
+        "answered": len(s), "errors": errors, "io_errors": io_errors, "load_s": round(elapsed, 3),
+        "ops_s": round(len(s) / elapsed, 1) if elapsed > 0 else float("nan"),
+        "p50_ms": round(percentile(s, 50), 3), "p99_ms": round(percentile(s, 99), 3),
+        "p999_ms": round(percentile(s, 99.9), 3), "max_ms": round(s[-1] / 1e6, 3) if s else float("nan"),
+        "loadgen_cpu": round((time.process_time() - cpu0) / elapsed, 3) if elapsed > 0 else None,
+        "server_cpu": _cpu_share(ticks0, cpu_ticks(server_pid), elapsed),
+        "last_key": f"{prefix}{keys - 1}",
+    }
+    if error:
+        out["error"] = error
+    return out
 
 
 # ---------------------------------------------------------------- watch
@@ -509,7 +634,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--host", default=HOST)
     ap.add_argument("--port", required=True, help="port, or comma list of ports to spread connections over")
-    ap.add_argument("--load", choices=["put", "get", "watch"], default="put")
+    ap.add_argument("--load", choices=["put", "get", "watch", "fill"], default="put")
+    ap.add_argument("--keys", type=int, default=100_000, help="fill: distinct keys to PUT once each")
+    ap.add_argument("--prefix", default=FILL_PREFIX, help="fill: key path prefix (the key index is appended)")
+    ap.add_argument("--timeout", type=float, default=3600.0, help="fill: give up after this many seconds")
+    ap.add_argument("--dump", default="", help="put/get: write (wall-clock end ns, latency ns) int64 pairs here")
     ap.add_argument("--clients", type=int, default=64, help="connections (watchers for --load watch)")
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--warmup", type=float, default=1.0)
@@ -529,20 +658,60 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, object]
     if a.load == "watch":
         out = dict(run_watch(ports[0], a.clients, a.rounds, host=a.host))
+    elif a.load == "fill":
+        out = run_fill(ports[0], a.keys, a.clients, a.host, a.prefix, a.server_pid, a.timeout)
     else:
         cpu_pids = [int(p) for p in a.cpu_pids.split(",") if p]
         out = asdict(run_closed(a.load, ports[0] if len(ports) == 1 else ports, a.clients, a.duration, a.warmup,
-                                a.procs, a.server_pid, a.host, a.query, cpu_pids, a.header))
+                                a.procs, a.server_pid, a.host, a.query, cpu_pids, a.header, a.dump))
     print(json.dumps(out) if a.json else _human(out))
     return 0
 
 
-def raise_nofile(need: int) -> None:
+def raise_nofile(need: int) -> int:
+    """Raise this process's RLIMIT_NOFILE soft limit to `need` (at most the hard limit; -1: the hard limit);
+    children started afterwards inherit it. Returns the soft limit now in force."""
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < need:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(need, soft), hard), hard))
+    want = hard if need < 0 else need
+    if soft < want:
+        soft = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return soft
+
+
+# ---------------------------------------------------------------- the one subprocess runner
+
+
+def taskset(core: str, argv: list[str]) -> list[str]:
+    """Prefix argv with `taskset -c core` when taskset exists and the machine has at least 2 cores."""
+    exe = shutil.which("taskset")
+    if exe is None or (os.cpu_count() or 1) < 2:
+        return argv
+    return [exe, "-c", core, *argv]
+
+
+def run_loadgen(args: Sequence[str], pin: bool, timeout: float, core: str = LOADGEN_CORE) -> dict[str, Any]:
+    """Run `python -m bench.loadgen ARGS --json` in a subprocess (on `core` when `pin`), from the repo root.
+
+    Returns its JSON result, or {"error": "..."} if it timed out, failed (the last line of its stderr) or
+    printed no JSON: every bench part runs its loads through this one function.
+    """
+    argv = [sys.executable, "-m", "bench.loadgen", *args, "--json"]
+    if pin:
+        argv = taskset(core, argv)
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        return {"error": f"loadgen timed out after {timeout:g}s"}
+    if p.returncode != 0:
+        return {"error": (p.stderr.strip().splitlines() or ["loadgen failed"])[-1][:300]}
+    try:
+        out = json.loads(p.stdout)
+    except ValueError:
+        return {"error": f"loadgen printed no JSON: {p.stdout.strip()[:200]!r}"}
+    return out if isinstance(out, dict) else {"error": f"loadgen printed {type(out).__name__}, not an object"}
 
 
 def _human(out: dict[str, object]) -> str:

@@ -48,7 +48,7 @@ from bench.cluster import (
     pinning_possible,
     taskset,
 )
-from bench.loadgen import prefill, raise_nofile
+from bench.loadgen import prefill, raise_nofile, run_loadgen
 from tests.support.kit import LoggedProcess
 from tests.support.servers import PYETCD_BIN, REPO, etcd_available, free_port
 
@@ -121,20 +121,13 @@ def parse_proxy_load(name: str) -> tuple[str, int]:
 def run_proxy_load(name: str, port: int, server_pid: int, member_pids: list[int], a: argparse.Namespace) -> Result:
     """One load against one target (a proxy's port or the member's) in a loadgen subprocess."""
     kind, n = parse_proxy_load(name)
-    argv = [sys.executable, "-m", "bench.loadgen", "--port", str(port), "--load", kind, "--clients", str(n),
-            "--duration", str(a.duration), "--warmup", str(a.warmup), "--procs", str(a.procs),
-            "--rounds", str(a.watch_rounds), "--server-pid", str(server_pid),
-            "--cpu-pids", ",".join(map(str, member_pids)), "--json"]
-    if a.pin:
-        argv = taskset(LOADGEN_CORE, argv)
+    args = ["--port", str(port), "--load", kind, "--clients", str(n), "--duration", str(a.duration),
+            "--warmup", str(a.warmup), "--procs", str(a.procs), "--rounds", str(a.watch_rounds),
+            "--server-pid", str(server_pid), "--cpu-pids", ",".join(map(str, member_pids))]
     timeout = a.duration + a.warmup + 60 + (15 * a.watch_rounds if kind == "watch" else 0)
-    try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO)
-    except subprocess.TimeoutExpired:
-        return {"error": f"loadgen timed out after {timeout}s"}
-    if p.returncode != 0:
-        return {"error": (p.stderr.strip().splitlines() or ["loadgen failed"])[-1][:300]}
-    r: Result = json.loads(p.stdout)
+    r = run_loadgen(args, a.pin, timeout, LOADGEN_CORE)
+    if "error" in r:
+        return r
     cpus = r.get("extra", {}).get("pids_cpu") or []
     r["members_cpu"] = cpus
     return r

@@ -26,6 +26,13 @@ Then auth: one member with auth off, one with auth on (guest revoked, credential
 on/off, and GET@16 p99 alone vs under a storm of distinct wrong passwords (bench/auth.py); --no-auth skips it,
 --only-auth runs only it (under "auth" in latest.json).
 
+Then the fleet scale (bench/fleet.py), pyetcd beside etcd: --fleet-watchers (15,000) long polls on one member
+(RSS per watcher, wake p50/p99/max after one PUT, how many were woken), --fleet-proxy-watchers (10,000) over two
+proxies in front of a 3-member cluster of each kind, --fleet-keys (1,000,000) keys of 100 B loaded at 64
+clients (load time, PUT p99/p99.9/max, RSS and bytes per key, data dir, restart after kill -9), and PUT@64 on
+that store while it snapshots (p99 in windows with a snapshot vs without); --no-fleet skips it, --only-fleet
+runs only it (under "fleet" in latest.json, its targets appended to "targets").
+
 Results go to stdout as a table and to bench/results/latest.json (the cluster part under "cluster", its
 targets appended to "targets").
 """
@@ -47,8 +54,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench import auth, cluster, proxy
-from bench.loadgen import raise_nofile
+from bench import auth, cluster, fleet, proxy
+from bench.loadgen import raise_nofile, run_loadgen, taskset
 from tests.support.servers import (
     PYETCD_BIN,
     REPO,
@@ -69,14 +76,6 @@ Result = dict[str, Any]
 
 
 # ---------------------------------------------------------------- servers
-
-
-def taskset(core: str, argv: list[str]) -> list[str]:
-    """Prefix argv with `taskset -c core` when taskset exists and the machine has that core."""
-    exe = shutil.which("taskset")
-    if exe is None or (os.cpu_count() or 1) < 2:
-        return argv
-    return [exe, "-c", core, *argv]
 
 
 def ceiling_server(base: Path, raw: bool = False) -> Server:
@@ -167,21 +166,13 @@ def run_load(name: str, srv: Server, a: argparse.Namespace) -> Result:
     """Run one load against one server in a loadgen subprocess (pinned to the other core)."""
     kind, n = parse_load(name)
     assert srv.proc is not None
-    argv = [sys.executable, "-m", "bench.loadgen", "--port", str(srv.port), "--load", kind, "--clients", str(n),
-            "--duration", str(a.duration), "--warmup", str(a.warmup), "--procs", str(a.procs),
-            "--rounds", str(a.watch_rounds), "--server-pid", str(srv.proc.pid), "--json"]
+    args = ["--port", str(srv.port), "--load", kind, "--clients", str(n), "--duration", str(a.duration),
+            "--warmup", str(a.warmup), "--procs", str(a.procs), "--rounds", str(a.watch_rounds),
+            "--server-pid", str(srv.proc.pid)]
     if kind == "get":
-        argv.append("--prefill")
-    if a.pin:
-        argv = taskset(LOADGEN_CORE, argv)
+        args.append("--prefill")
     timeout = a.duration + a.warmup + 60 + (15 * a.watch_rounds if kind == "watch" else 0)
-    try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO)
-    except subprocess.TimeoutExpired:
-        return {"error": f"loadgen timed out after {timeout}s"}
-    if p.returncode != 0:
-        return {"error": (p.stderr.strip().splitlines() or ["loadgen failed"])[-1][:300]}
-    return json.loads(p.stdout)
+    return run_loadgen(args, a.pin, timeout, LOADGEN_CORE)
 
 
 def run_all(servers: dict[str, Server], a: argparse.Namespace) -> dict[str, dict[str, Result]]:
@@ -339,7 +330,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--auth", action=argparse.BooleanOptionalAction, default=True,
                     help="also run the auth comparison (auth on vs off, wrong-password storm; bench/auth.py)")
     ap.add_argument("--only-auth", action="store_true", help="run only the auth comparison")
+    ap.add_argument("--fleet", action=argparse.BooleanOptionalAction, default=True,
+                    help="also run the fleet-scale comparison (15,000 watchers, 1M keys, snapshots under load; "
+                         "bench/fleet.py; default on)")
+    ap.add_argument("--only-fleet", action="store_true", help="run only the fleet-scale comparison")
+    fleet.add_fleet_args(ap)
     a = ap.parse_args(argv)
+    if a.only_fleet:
+        a.fleet, a.auth, a.cluster, a.proxy = True, False, False, False
+        a.only_auth = a.only_cluster = a.only_proxy = False
+    elif a.only_auth or a.only_cluster or a.only_proxy:
+        a.fleet = False
     if a.only_auth:
         a.auth, a.cluster, a.proxy, a.only_proxy, a.only_cluster = True, False, False, False, False
     if a.only_cluster:
@@ -349,6 +350,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     try:
         cluster.check_cluster_args(a)
         proxy.check_proxy_args(a)
+        fleet.check_fleet_args(a)
     except argparse.ArgumentTypeError as e:
         ap.error(str(e))
     a.only = [s for s in a.only.split(",") if s]
@@ -370,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile(8192)  # inherited by the servers: 1000 watchers need 1000+ descriptors on each side
     results: dict[str, dict[str, Result]] = {}
     status: dict[str, str] = {}
-    if not a.only_cluster and not a.only_proxy and not a.only_auth:
+    if not a.only_cluster and not a.only_proxy and not a.only_auth and not a.only_fleet:
         base = Path(tempfile.mkdtemp(prefix="pyetcd-bench-", dir="/var/tmp"))  # disk-backed, so fsync costs
         try:
             with baseline_worktree(a.baseline) as worktree, running(a.only, base, a.pin, worktree) as (servers, status):
@@ -380,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     cdoc = cluster.run(a) if a.cluster else None
     pdoc = proxy.run(a) if a.proxy and not a.only_cluster else None
     adoc = auth.run(a.duration, 3, a.pin) if a.auth and not a.only_cluster and not a.only_proxy else None
+    fdoc = fleet.run(a) if a.fleet else None
     rat = ratios(results)
     tgt = targets(results, rat) if results else []
     if results:
@@ -395,10 +398,14 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + auth.report(adoc))
         tgt += [{"target": name, "status": "ok" if ok else "MISS", "value": None, "limit": None}
                 for name, ok in adoc["targets"].items()]
+    if fdoc is not None:
+        print("\n" + fleet.report(fdoc))
+        tgt += fdoc["targets"]
     print("\ntargets (informational):")
     for t in tgt:
         lim = f" (limit {fmt(t['limit'], '.3f')})" if t["target"].startswith(("cluster", "failover")) else ""
-        print(f"  {t['status']:<4}  {t['target']:<40} measured {fmt(t['value'], '.3f')}{lim}")
+        note = f"  ({t['note']})" if t.get("note") else ""
+        print(f"  {t['status']:<4}  {t['target']:<40} measured {fmt(t['value'], '.3f')}{lim}{note}")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     doc: Result = {"meta": meta(a, status), "loads": results, "ratios": rat, "targets": tgt}
     if cdoc is not None:
@@ -407,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         doc["proxy"] = pdoc
     if adoc is not None:
         doc["auth"] = adoc
+    if fdoc is not None:
+        doc["fleet"] = fdoc
     a.out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"\nwrote {a.out}")
     return 0
