@@ -209,13 +209,18 @@ def watch_fleet(ports: list[int], n: int, rounds: int, rss_pids: list[int], sett
         t_arm = clock()
         last_change, seen = time.monotonic(), -1
         cap = time.monotonic() + 60.0 + n / 250
+        ids = {c.idx for c in live}
+        state = sum(1 for c in live if c.hdr_ns or c.done_ns or c.idx in closed)  # counted as they change
         while time.monotonic() < cap:
             for key, _ in sel.select(0.1):
-                on_data(key.data)
-            state = sum(1 for c in live if c.hdr_ns or c.done_ns or c.idx in closed)
+                c = key.data
+                before = bool(c.hdr_ns or c.done_ns or c.idx in closed)
+                on_data(c)
+                if not before and c.idx in ids and (c.hdr_ns or c.done_ns or c.idx in closed):
+                    state += 1
             if state != seen:
                 seen, last_change = state, time.monotonic()
-            if state == len(live) or time.monotonic() - last_change > settle_s:
+            if state >= len(live) or time.monotonic() - last_change > settle_s:
                 break
         return (clock() - t_arm) / 1e9
 
@@ -279,8 +284,9 @@ def _wake_round(sel: selectors.BaseSelector, live: list[Conn], closed: set[int],
             writer = None
     deadline = t_put + int(wake_timeout_s * 1e9)
     closed_at_put = len(closed)
+    ids = {c.idx for c in live}
+    pending = sum(1 for c in live if not c.done_ns and c.idx not in closed)  # counted down as they finish
     while clock() < deadline:
-        pending = sum(1 for c in live if not c.done_ns and c.idx not in closed)
         if not pending and (writer is None or res["put_status"] is not None):
             break
         if writer is None and pending == len(live) and clock() - t_put > 3e9:
@@ -302,7 +308,11 @@ def _wake_round(sel: selectors.BaseSelector, live: list[Conn], closed: set[int],
                 if response_end(wbuf)[0] >= 0:
                     res["put_status"], res["put_ms"] = int(wbuf[9:12]), round((clock() - t_put) / 1e6, 3)
             else:
-                on_data(key.data)
+                c = key.data
+                before = bool(c.done_ns or c.idx in closed)
+                on_data(c)
+                if not before and c.idx in ids and (c.done_ns or c.idx in closed):
+                    pending -= 1
     if writer is not None:
         sel.unregister(writer)
         writer.close()
