@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import random
-import resource
 import signal
 import socket
 import ssl
@@ -49,12 +48,6 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.bind((host, port))
     sock.listen(1024)
     return sock
-
-
-def _raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _cluster_spec(cfg: settings_mod.Settings) -> ClusterSpec:
@@ -319,7 +312,6 @@ def main(argv: list[str] | None = None) -> int:
     for warning in cfg.warnings:  # settings given but not implemented (ops/settings.py UNSUPPORTED)
         log.warning("%s", warning)
     supervisor = Supervisor()
-    _raise_fd_limit()
     try:
         io = io_from_environment()
     except ValueError as e:
