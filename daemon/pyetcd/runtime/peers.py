@@ -99,7 +99,11 @@ class PeerLink:
         host = url.hostname or "127.0.0.1"
         host = "127.0.0.1" if host == "localhost" else host
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as e:  # EMFILE/ENFILE: out of fds; back off like a refused connect
+            self.fail(now, f"socket: {e.strerror or e}")
+            return None
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         err = sock.connect_ex((host, url.port or 2380))
