@@ -63,6 +63,8 @@ class Frontend:
         self._refused_logged_at = -WATCH_REFUSED_LOG_S
         self.next_watcher_id = 1
         self.dirty: set[Conn] = set()  # connections with output to flush this turn
+        self._fired_event: Event | None = None  # the last event fired and its body: one PUT wakes
+        self._fired_body = b""  # thousands of watchers with the same bytes (encoded once, not per watcher)
         # /metrics: the loop's endpoint, and plain counters read at scrape time (runtime/metrics.py)
         self.metrics: MetricsEndpoint | None = None
         self.requests = 0  # client requests handed out
@@ -232,11 +234,14 @@ class Frontend:
         extra = [(b"X-Etcd-Cluster-Id", self.view.cluster_id_bytes),
                  (b"X-Etcd-Index", b"%d" % self.driver.store.index)]
         conn.http.reply(too_many_watches(self.watch_limit, extra, w.head), self.date_header())
+
     def fire(self, watcher: Watcher, event: Event) -> None:
         conn = self.watch_conns.get(watcher.watcher_id)
         if conn is None:
             return
-        conn.http.send_chunk(event.to_json_bytes())
+        if event is not self._fired_event:
+            self._fired_event, self._fired_body = event, event.to_json_bytes()
+        conn.http.send_chunk(self._fired_body)
         self.dirty.add(conn)
         if not watcher.stream:
             del self.watch_conns[watcher.watcher_id]
