@@ -142,7 +142,7 @@ class ServerNode:
         """Replace the state by a snapshot's; returns its voter set."""
         n = int.from_bytes(data[:8], "big")
         meta = json.loads(data[8:8 + n])
-        self.store = codec.decode_store(data[8 + n:])
+        self.store = codec.decode_store(memoryview(data)[8 + n:])  # no copy of the store's bytes
         self.members.by_id = MemberRegistry.decode(meta["members"]).by_id
         self.members.removed = set(meta["members"][-1])
         self._last_sync_ns = meta["last_sync_ns"]

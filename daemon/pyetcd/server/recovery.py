@@ -26,6 +26,7 @@ from ..raft.types import (
     Snapshot,
     SnapshotMeta,
 )
+from ..store.codec import gc_paused
 from ..store.store import Store
 from .durable import Loaded, Storage
 from .members import Member, MemberRegistry
@@ -75,6 +76,15 @@ def bootstrap_entries(initial: list[Member]) -> list[Entry]:
 
 def recover(storage: Storage, spec: ClusterSpec, config: RaftConfig, rng: Rng,
             observer: StateObserver | None = None) -> Recovered:
+    """The cyclic GC is paused throughout (store/codec.py's gc_paused): with a large store, its passes over
+    the millions of objects the snapshot and the replay create cost more than building them (1M keys:
+    seconds)."""
+    with gc_paused():
+        return _recover(storage, spec, config, rng, observer)
+
+
+def _recover(storage: Storage, spec: ClusterSpec, config: RaftConfig, rng: Rng,
+             observer: StateObserver | None) -> Recovered:
     loaded = storage.load()
     if loaded.empty and spec.state_new:
         entries = bootstrap_entries(spec.initial)
@@ -87,9 +97,10 @@ def recover(storage: Storage, spec: ClusterSpec, config: RaftConfig, rng: Rng,
     voters: tuple[int, ...] = ()
     if loaded.snapshot is not None:
         meta = loaded.snapshot.meta
-        voters = node.restore(loaded.snapshot.data)
+        data = loaded.snapshot.data
+        voters = node.restore(data)
         raft_log = RaftLog(meta.index, meta.term)
-        raft_log.snapshot = Snapshot(SnapshotMeta(meta.index, meta.term, ConfState(voters)), loaded.snapshot.data)
+        raft_log.snapshot = Snapshot(SnapshotMeta(meta.index, meta.term, ConfState(voters)), data)
         raft_log.applied = raft_log.committed = meta.index
         node.applied_index = meta.index
         if observer is not None:

@@ -46,7 +46,7 @@ def encode_hard_state(term: int, vote: int, commit: int) -> bytes:
     return encode_record(HARD_STATE, _HARD_STATE.pack(term, vote, commit))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~3x, and a restart makes one per record
 class Record:
     rtype: int
     body: bytes
@@ -82,25 +82,28 @@ class Decoded:
 def decode(buf: bytes) -> Decoded:
     """Decode a whole segment. Raises CorruptRecord for damage that is not a torn tail."""
     records: list[Record] = []
+    append = records.append
+    crc32 = zlib.crc32
+    unpack = HEADER.unpack_from
     pos = 0
     end = len(buf)
     view = memoryview(buf)
     while pos < end:
         if end - pos < HEADER_BYTES:
             return Decoded(records, pos, True)
-        length, payload_crc, header_crc = HEADER.unpack_from(buf, pos)
-        if zlib.crc32(view[pos:pos + 8]) != header_crc or length == 0 or length > RECORD_BYTES_MAX:
+        length, payload_crc, header_crc = unpack(buf, pos)
+        if crc32(view[pos:pos + 8]) != header_crc or length == 0 or length > RECORD_BYTES_MAX:
             return _damaged(buf, records, pos, "bad header")
         start = pos + HEADER_BYTES
-        if start + length > end:
+        stop = start + length
+        if stop > end:
             return Decoded(records, pos, True)
-        payload = view[start:start + length]
-        if zlib.crc32(payload) != payload_crc:
-            if start + length == end and _has_zero_sector(buf, pos, end):
+        if crc32(view[start:stop]) != payload_crc:
+            if stop == end and _has_zero_sector(buf, pos, end):
                 return Decoded(records, pos, True)  # last record, partly never written: torn
             return _damaged(buf, records, pos, "payload CRC mismatch")
-        records.append(Record(payload[0], bytes(payload[1:]), pos))
-        pos = start + length
+        append(Record(buf[start], buf[start + 1:stop], pos))
+        pos = stop
     return Decoded(records, pos, False)
 
 
