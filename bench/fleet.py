@@ -156,8 +156,11 @@ def watch_fleet(ports: list[int], n: int, rounds: int, rss_pids: list[int], sett
     """`n` long polls spread round-robin over `ports`, woken by one PUT through ports[0], `rounds` times.
 
     Connections are opened one by one and each sends its watch at once. A watcher is armed when the response
-    headers arrive (etcd and pyetcd flush them at once); arming ends when all are armed or nothing changed
-    for `settle_s`. A connection the server refuses, closes or answers before the PUT is not replaced.
+    headers arrive (etcd and pyetcd flush them at once; etcd's proxy only with the event); arming ends when all
+    are armed or nothing changed for `settle_s`. Each watch carries waitIndex = the index of the round's PUT
+    (learnt from the PUT before it), so a watch that reaches the member after the PUT (through a proxy that
+    is still opening its upstream connections) still gets the event from the history instead of missing it.
+    A connection the server refuses, closes or answers before the PUT is not replaced.
     RSS of `rss_pids` is read before the first connection and `settle_s` after arming.
     """
     raise_nofile(-1)
@@ -165,7 +168,8 @@ def watch_fleet(ports: list[int], n: int, rounds: int, rss_pids: list[int], sett
     rss0 = {str(p): rss_bytes(p) for p in rss_pids}
     sel = selectors.DefaultSelector()
     conns: list[Conn] = []
-    reqs = {p: get_request(host, p, WATCH_PATH + "?wait=true") for p in ports}
+    index, index_error = _put_index(host, ports[0], "start")
+    reqs = _watch_requests(host, ports, index)
     connect_failed, connect_error = 0, ""
     closed: set[int] = set()  # conns (by idx) the server closed: never reused
     t0 = clock()
@@ -243,6 +247,7 @@ def watch_fleet(ports: list[int], n: int, rounds: int, rss_pids: list[int], sett
     for r in range(rounds):
         if r > 0:  # re-arm the watchers answered last round, on the same connections
             live = [c for c in live if c.idx not in closed and c.done_ns]
+            reqs = _watch_requests(host, ports, out_rounds[-1].get("put_index"))
             for c in live:
                 c.buf, c.hdr_ns, c.done_ns, c.status = b"", 0, 0, 0
                 try:
@@ -260,7 +265,38 @@ def watch_fleet(ports: list[int], n: int, rounds: int, rss_pids: list[int], sett
             c.sock.close()
     sel.close()
     first["rounds"] = out_rounds
+    first["wait_index"] = index
+    if index_error:
+        first["wait_index_error"] = index_error
     return first
+
+
+def _watch_requests(host: str, ports: list[int], index: int | None) -> dict[int, bytes]:
+    """The watch request per port: for the event after `index` when known, else for the next one."""
+    query = "?wait=true" + (f"&waitIndex={index + 1}" if index is not None else "")
+    return {p: get_request(host, p, WATCH_PATH + query) for p in ports}
+
+
+def _index_of(response: bytes) -> int | None:
+    """node.modifiedIndex of a keys-API answer (else its X-Etcd-Index), or None."""
+    head, _, body = response.partition(b"\r\n\r\n")
+    try:
+        return int(json.loads(body)["node"]["modifiedIndex"])
+    except (ValueError, KeyError, TypeError):
+        pass
+    m = re.search(rb"(?i)\r\nx-etcd-index:\s*(\d+)", head)
+    return int(m[1]) if m else None
+
+
+def _put_index(host: str, port: int, value: str) -> tuple[int | None, str]:
+    """PUT the watched key once; (its modifiedIndex or None, an error text)."""
+    try:
+        status, _, body = http_call(port, "PUT", WATCH_PATH, f"value={value}", timeout=30.0)
+    except OSError as e:
+        return None, f"PUT before arming: {type(e).__name__}: {e}"
+    if not 200 <= status < 300:
+        return None, f"PUT before arming: {status} {body[:200]!r}"
+    return _index_of(b"\r\n\r\n" + body), ""
 
 
 def _wake_round(sel: selectors.BaseSelector, live: list[Conn], closed: set[int], on_data: Any, port: int,
@@ -305,8 +341,10 @@ def _wake_round(sel: selectors.BaseSelector, live: list[Conn], closed: set[int],
                     writer = None
                     continue
                 wbuf += data
-                if response_end(wbuf)[0] >= 0:
+                end = response_end(wbuf)[0]
+                if end >= 0 and res["put_status"] is None:
                     res["put_status"], res["put_ms"] = int(wbuf[9:12]), round((clock() - t_put) / 1e6, 3)
+                    res["put_index"] = _index_of(wbuf[:end])
             else:
                 c = key.data
                 before = bool(c.done_ns or c.idx in closed)
@@ -317,6 +355,10 @@ def _wake_round(sel: selectors.BaseSelector, live: list[Conn], closed: set[int],
         sel.unregister(writer)
         writer.close()
     lat = sorted(c.done_ns - t_put for c in live if c.done_ns and 200 <= c.status < 300)
+    bad = [c for c in live if c.done_ns and not 200 <= c.status < 300]
+    if bad:
+        res["non_2xx_status"] = sorted({c.status for c in bad})
+        res["non_2xx_sample"] = bad[0].buf[:300].decode(errors="replace")
     res.update({
         "woken": len(lat), "non_2xx": sum(1 for c in live if c.done_ns and not 200 <= c.status < 300),
         "closed": len(closed) - closed_at_put,
@@ -780,9 +822,16 @@ def report(doc: Result) -> str:
             for k in ("error", "server_died"):
                 if d.get(k):
                     errors.append(f"{label} {kind}: {d[k]}")
+            if d.get("wait_index_error"):
+                errors.append(f"{label} {kind}: watches without waitIndex ({d['wait_index_error']})")
             for i, rr in enumerate(d.get("rounds") or []):
                 if rr.get("writer_error"):
                     errors.append(f"{label} {kind} round {i + 1}: {rr['writer_error']}")
+                if rr.get("non_2xx") or rr.get("not_answered") or rr.get("closed"):
+                    sample = (rr.get("non_2xx_sample") or "").splitlines()[:1]
+                    errors.append(f"{label} {kind} round {i + 1}: of {rr.get('armed')} armed, {rr.get('non_2xx')} "
+                                  f"non-2xx {rr.get('non_2xx_status', '')} {sample[0] if sample else ''}, "
+                                  f"{rr.get('not_answered')} not answered in time, {rr.get('closed')} closed")
             if d.get("connect_failed"):
                 errors.append(f"{label} {kind}: {d['connect_failed']} connections failed ({d.get('connect_error')})")
 
