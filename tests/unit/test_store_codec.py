@@ -92,10 +92,18 @@ def test_a_damaged_payload_is_an_error_not_a_wrong_store() -> None:
     data = codec.encode_store(_sample())
     with pytest.raises(ValueError, match="corrupt store snapshot"):
         codec.decode_store(data[:len(data) // 2])
-    payload = list(marshal.loads(data[8:]))
-    payload[3] = payload[3][:-1]  # one directory's group missing
-    with pytest.raises(ValueError, match="corrupt store snapshot"):
-        codec.decode_store(data[:8] + marshal.dumps(tuple(payload), 2))
+    payload = marshal.loads(data[8:])
+    for damage in ((3, payload[3][:-1]),  # one directory's group missing
+                   (3, [*payload[3], 0]),  # one group too many
+                   (3, [payload[3][0] + 1, *payload[3][1:]]),  # a count past the columns' end
+                   (3, [10**12, *payload[3][1:]]),
+                   (5, payload[5][:-1]),  # a column short
+                   (4, [payload[4][0]] * len(payload[4])),  # a name repeats
+                   (8, [len(payload[4])])):  # a TTL for a node that is not there
+        bad = list(payload)
+        bad[damage[0]] = damage[1]
+        with pytest.raises(ValueError, match="corrupt store snapshot"):
+            codec.decode_store(data[:8] + marshal.dumps(tuple(bad), 2))
 
 
 # ---- format 2: layout and what the decoder shares --------------------------------------------------

@@ -141,6 +141,8 @@ def _decode_v2(payload: memoryview) -> Store:
          history) = marshal.loads(payload)
     except (EOFError, ValueError, TypeError) as e:
         raise ValueError(f"corrupt store snapshot: {e}") from e
+    if not len(names) == len(values) == len(created) == len(modified):
+        raise ValueError("corrupt store snapshot: columns of different lengths")
     store = Store()
     store.index = index
     store._ttl_seq = next_ttl_seq
@@ -150,8 +152,11 @@ def _decode_v2(payload: memoryview) -> Store:
     new = object.__new__
     pos = 0
     for i, count in enumerate(counts):  # `dirs` grows as the groups name new directories
-        parent = dirs[i]
         end = pos + count
+        if i >= len(dirs) or not 0 <= count <= len(names) - pos:
+            raise ValueError(f"corrupt store snapshot: group {i} of {count} nodes for {len(dirs)} directories, "
+                             f"{len(names) - pos} nodes left")
+        parent = dirs[i]
         group = names[pos:end]
         kids: list[Node] = []
         append = kids.append
@@ -183,6 +188,8 @@ def _decode_v2(payload: memoryview) -> Store:
         raise ValueError(f"corrupt store snapshot: {len(counts)} groups for {len(dirs)} directories, "
                          f"{pos} of {len(names)} nodes placed")
     if every is not None:
+        if not len(ttl_at) == len(ttl_expire) == len(ttl_seq) or not 0 <= min(ttl_at) <= max(ttl_at) < len(every):
+            raise ValueError("corrupt store snapshot: TTL columns")
         for at, exp, seq in zip(ttl_at, ttl_expire, ttl_seq, strict=True):
             node = every[at]
             node.expire_at_ns = exp
