@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 
 from pyetcd.raft.core import RaftConfig
-from pyetcd.raft.types import Message, MsgType, Status
+from pyetcd.raft.types import Message, MsgType, Snapshot, Status
 from pyetcd.server.driver import Answer, DriverConfig, MemberDriver, Output, SnapshotJob, Turn
 from pyetcd.server.members import Member
 from pyetcd.server.recovery import ClusterSpec, Recovered, recover
@@ -68,6 +68,7 @@ class Shell:
         self.sent: list[Message] = []  # everything this member ever sent, in order
         self.answers: list[Answer] = []  # everything answered, in order
         self.jobs: list[SnapshotJob] = []
+        self.job_data: dict[int, bytes] = {}  # id(job) -> what its build() returned when it was handed out
         self.turns: list[Turn] = []  # every turn taken, in order
         self.save_snapshots = True  # False: a test saves (or fails) the jobs itself
         self.starts = 0
@@ -148,16 +149,18 @@ class Shell:
         job = out.snapshot
         if job is not None:
             self.jobs.append(job)
+            self.job_data[id(job)] = job.build()  # at once, as a forked child would
             if self.save_snapshots:
                 self.save(job)
 
     def save(self, job: SnapshotJob) -> bool:
+        data = self.job_data.pop(id(job))
         try:
-            self.disk.save_snapshot(job.snapshot, job.hard_state, job.last_index)
+            self.disk.save_snapshot(Snapshot(job.meta, data), job.hard_state, job.last_index)
         except DiskFull:
             self.driver.snapshot_failed(job)
             return False
-        self.driver.snapshot_saved(job)
+        self.driver.snapshot_saved(job, data)
         return True
 
     def write(self, waiter: Waiter, request: Request, now: float) -> None:

@@ -443,7 +443,7 @@ def test_a_snapshot_job_after_snapshot_count_entries_and_compaction_once_saved()
     s.run(1.0)  # entry 10: 10 applied since the last snapshot (none)
 
     [job] = s.jobs
-    assert (job.snapshot.meta.index, job.snapshot.meta.term, job.snapshot.meta.conf.voters) == (10, 2, (1,))
+    assert (job.meta.index, job.meta.term, job.meta.conf.voters) == (10, 2, (1,))
     assert job.hard_state == HardState(2, 1, 10) and job.last_index == 10
     assert s.status().snap_index == 0
 
@@ -458,7 +458,7 @@ def test_a_snapshot_job_after_snapshot_count_entries_and_compaction_once_saved()
     assert len(s.jobs) == 1
     s.write(Waiter("x9"), put("/k", "x9"), 2.0)
     s.run(2.0)
-    assert [j.snapshot.meta.index for j in s.jobs] == [10, 20]
+    assert [j.meta.index for j in s.jobs] == [10, 20]
 
 
 def test_a_snapshot_that_finds_the_disk_full_leaves_the_log_whole_and_is_retried_later() -> None:
@@ -490,10 +490,40 @@ def test_a_snapshot_that_finds_the_disk_full_leaves_the_log_whole_and_is_retried
     s.save_snapshots = True
     s.write(Waiter("z"), put("/k", "z"), 100.0 + SNAPSHOT_RETRY_S)
     s.run(100.0 + SNAPSHOT_RETRY_S)
-    assert [j.snapshot.meta.index for j in s.jobs] == [10, 13]
+    assert [j.meta.index for j in s.jobs] == [10, 13]
     assert s.driver.snap_index == 13
     assert s.status().snap_index == 11  # 2 entries kept behind it
     assert s.status().applied == 14
+
+
+def test_one_snapshot_job_at_a_time_until_it_is_saved() -> None:
+    s = _leader(snapshot_count=5, keep_entries=2)
+    s.save_snapshots = False  # the job's writer is still running
+    for i in range(15):
+        s.write(Waiter(f"w{i}"), put("/k", f"v{i}"), 1.0)
+        s.run(1.0)
+    [job] = s.jobs
+    assert s.driver.snapshotting and job.meta.index == 5
+    assert s.status().snap_index == 0  # nothing compacted before the snapshot is durable
+    assert s.save(job)
+    assert not s.driver.snapshotting and s.driver.snap_index == 5
+    s.write(Waiter("x"), put("/k", "x"), 1.0)
+    s.run(1.0)  # far past snapshot_count since 5: the next job comes at once
+    assert len(s.jobs) == 2 and s.jobs[1].meta.index >= 5 + 5
+
+
+def test_a_snapshot_saved_after_a_newer_one_was_installed_changes_nothing() -> None:
+    s = _leader(snapshot_count=5, keep_entries=2)
+    s.save_snapshots = False
+    for i in range(3):
+        s.write(Waiter(f"w{i}"), put("/k", f"v{i}"), 1.0)
+        s.run(1.0)
+    [job] = s.jobs
+    s.driver.snap_index = job.meta.index + 1  # as a leader's snapshot installed meanwhile would set it
+    before = s.status()
+    assert s.save(job)
+    assert s.status().snap_index == before.snap_index == 0  # not compacted to the older snapshot
+    assert s.driver.snap_index == job.meta.index + 1 and not s.driver.snapshotting
 
 
 # ---- cancel --------------------------------------------------------------------------------------

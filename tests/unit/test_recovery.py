@@ -125,7 +125,7 @@ def test_a_snapshot_and_the_entries_after_it_recover_to_the_same_store() -> None
     for i in range(7):  # entries 4..10
         s.write(Waiter(f"w{i}"), put(f"/k{i % 3}", f"v{i}"), 1.0)
         s.run(1.0)
-    assert [j.snapshot.meta.index for j in s.jobs] == [10]
+    assert [j.meta.index for j in s.jobs] == [10]
     assert s.driver.snap_index == 10
     for i in range(7, 10):  # entries 11..13, after the snapshot
         s.write(Waiter(f"w{i}"), put(f"/k{i % 3}", f"v{i}"), 2.0)

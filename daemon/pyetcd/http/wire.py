@@ -35,9 +35,10 @@ def encode_batch(messages: list[Message]) -> bytes:
             parts.append(e.data)
         if snap is not None:
             voters = snap.meta.conf.voters
-            parts.append(_SNAP.pack(snap.meta.index, snap.meta.term, len(voters), len(snap.data)))
+            data = snap.data  # read once: a leader's own snapshot is read from its file
+            parts.append(_SNAP.pack(snap.meta.index, snap.meta.term, len(voters), len(data)))
             parts.extend(_U64.pack(v) for v in voters)
-            parts.append(snap.data)
+            parts.append(data)
     return b"".join(parts)
 
 

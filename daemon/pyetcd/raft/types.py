@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Protocol
 
 NONE = 0  # "no node": no leader known, no vote cast
 
@@ -85,10 +86,23 @@ class SnapshotMeta:
     conf: ConfState
 
 
+class SnapshotSource(Protocol):
+    """A snapshot's bytes kept outside memory (the member's own snapshot file), read only when a follower
+    needs them: a leader keeps its newest snapshot for MsgSnap, and most are never sent."""
+
+    def read(self) -> bytes: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     meta: SnapshotMeta
-    data: bytes
+    body: bytes | SnapshotSource  # the bytes, or where to read them
+
+    @property
+    def data(self) -> bytes:
+        """The snapshot's bytes (read from its source each time when not held in memory)."""
+        body = self.body
+        return body if isinstance(body, bytes) else body.read()
 
 
 @dataclass(frozen=True, slots=True)

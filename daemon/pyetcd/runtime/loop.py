@@ -5,10 +5,12 @@ runtime/serving.py (what a request becomes), runtime/transport.py (peer links).
 
 One turn: select -> accept, read (decrypting TLS) and hand complete requests to the APIs and the driver
 -> tick -> while the driver has a turn: write what it asks to persist and fsync it (one fdatasync: the
-group commit), report the outcome, send, answer, fire watches, save snapshots -> flush every connection
-with output -> watchdog and status. A full disk (DiskFull) is the driver's to handle; any other error
-from the disk stops the member (after a failed fsync the page cache may have dropped our data: retrying
-could ack a lost write; etcd stops too, and a supervisor restarts us from what is durable).
+group commit), report the outcome, send, answer, fire watches, start snapshots -> flush every connection
+with output -> watchdog and status. A snapshot is built and written by a forked child (snapshotter.py)
+while the loop goes on; when it is done the loop releases the WAL it covers and tells the driver.
+A full disk (DiskFull) is the driver's to handle; any other error from the disk stops the member (after a
+failed fsync the page cache may have dropped our data: retrying could ack a lost write; etcd stops too,
+and a supervisor restarts us from what is durable).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import selectors
 import ssl
 import time
 
-from ..server.driver import READIES_PER_TURN_MAX, MemberDriver, Output
+from ..server.driver import READIES_PER_TURN_MAX, MemberDriver, Output, SnapshotJob
 from ..server.durable import Storage
 from ..server.metrics import LoopMetrics
 from ..storage.errors import DiskFull
@@ -30,6 +32,7 @@ from .metrics import member_metrics
 from .passwords import PasswordWorker
 from .peers import PeerLink
 from .serving import Frontend
+from .snapshotter import Outcome, Snapshotter
 from .stopsignals import StopSignals
 from .supervision import Supervisor
 from .transport import PeerTransport
@@ -70,6 +73,7 @@ class EventLoop:
         self.signals = StopSignals(self.sel, self.stop)
         self.sel.register(self.passwords.fileno(), selectors.EVENT_READ, self.passwords)
         self.addresses = AdvertisedAddresses(self.sel, advertised or [], self.supervisor)
+        self.snapshotter = Snapshotter(self.sel, storage, self._snapshot_written)
         self.metrics = LoopMetrics()  # turn figures; GET /metrics reads them and the live state
         self.front.metrics = member_metrics(self)
 
@@ -109,6 +113,8 @@ class EventLoop:
             elif type(data) is AdvertisedAddresses:
                 data.on_readable()
             elif type(data) is PasswordWorker:
+                data.on_readable()
+            elif type(data) is Snapshotter:
                 data.on_readable()
             else:
                 self.signals.drain()
@@ -192,19 +198,48 @@ class EventLoop:
             self.front.fire(watcher, event)
         job = out.snapshot
         if job is not None:
-            try:
-                self.storage.save_snapshot(job.snapshot, job.hard_state, job.last_index)
-            except DiskFull as e:
-                log.warning("no room for a snapshot at raft index %d (retried later): %s", job.snapshot.meta.index, e)
-                self.driver.snapshot_failed(job)
-            except OSError as e:
-                log.critical("snapshot write failed, stopping: %s", e)
-                raise SystemExit(1) from e
-            else:
-                self.driver.snapshot_saved(job)
+            self._start_snapshot(job)
         if out.removed_self:
             log.warning("this member was removed from the cluster; shutting down")
             self.running = False
+
+    # ---- snapshots -----------------------------------------------------------------------------
+
+    def _start_snapshot(self, job: SnapshotJob) -> None:
+        """Fork the snapshot's writer (the loop goes on); if fork fails, build and write it here."""
+        if self.snapshotter.start(job):
+            return
+        try:
+            data = job.build()
+            self.storage.write_snapshot_file(job.meta, data)
+        except DiskFull as e:
+            self._snapshot_written(job, Outcome.DISK_FULL, str(e))
+        except OSError as e:
+            self._snapshot_written(job, Outcome.ERROR, str(e))
+        else:
+            self._snapshot_written(job, Outcome.SAVED, "")
+
+    def _snapshot_written(self, job: SnapshotJob, outcome: Outcome, detail: str) -> None:
+        """The snapshot file is written (or not): release the WAL it covers and tell the driver."""
+        index = job.meta.index
+        if outcome is Outcome.SAVED:
+            try:
+                source = self.storage.snapshot_file_saved(job.meta)
+            except DiskFull as e:
+                outcome, detail = Outcome.DISK_FULL, str(e)
+            except OSError as e:
+                outcome, detail = Outcome.ERROR, str(e)
+            else:
+                self.driver.snapshot_saved(job, source)
+                return
+        if outcome is Outcome.ERROR:
+            log.critical("snapshot write failed, stopping: %s", detail)
+            raise SystemExit(1)
+        if outcome is Outcome.DISK_FULL:
+            log.warning("no room for a snapshot at raft index %d (retried later): %s", index, detail)
+        else:
+            log.warning("the writer of the snapshot at raft index %d died (retried later): %s", index, detail)
+        self.driver.snapshot_failed(job)
 
     def _pump_transport(self, mono: float) -> None:
         reports = self.transport.pump(mono)
@@ -235,5 +270,6 @@ class EventLoop:
         self.addresses.close()
         self.sel.unregister(self.passwords.fileno())
         self.passwords.close()
+        self.snapshotter.stop()
         self.storage.close()
         log.info("stopped")

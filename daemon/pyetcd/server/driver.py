@@ -11,6 +11,11 @@ persisting (`persisted` / `persist_failed`). Outputs are returned values, never 
                                   or on DiskFull        -> out = driver.persist_failed(turn)
     send out.messages, deliver out.answers and out.fired; save out.snapshot (then snapshot_saved/failed)
 
+A SnapshotJob's `build()` encodes the state as of the job's index: the shell calls it before the next
+turn, inline (the simulator) or in a forked child that also writes the file (the event loop: the
+copy-on-write pages hold the state the job names while the loop goes on), and reports later with
+snapshot_saved(job, data) or snapshot_failed(job). No other job is asked for until then.
+
 Rules it owns:
 - The request table: every write, quorum read and membership change waits here (by request id, unique
   across restarts: ids start from the clock at process start) until its entry is applied, its ReadIndex
@@ -28,12 +33,15 @@ Rules it owns:
   Raft has nothing to write), and the first success ends it.
 - Leader duties: a SYNC entry when a TTL is due (the leader's clock, never backwards), and once a leader
   is known, this member's name and client URLs (etcd's attribute publication).
-- Snapshots: after `snapshot_count` applied entries, the store is snapshotted and the log compacted.
+- Snapshots: after `snapshot_count` applied entries, the store is snapshotted and the log compacted;
+  one snapshot at a time, and one that finishes after a newer snapshot from the leader was installed
+  changes nothing.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +59,7 @@ from ..raft.types import (
     Role,
     Snapshot,
     SnapshotMeta,
+    SnapshotSource,
     Status,
 )
 from ..store import errors
@@ -126,7 +135,12 @@ class Turn:
 
 @dataclass(slots=True)
 class SnapshotJob:
-    snapshot: Snapshot
+    """Take a snapshot at `meta.index`: `build()` returns its bytes and must run before the next turn
+    changes the state (inline, or in a child forked at once). The storage then makes them durable and
+    releases the log before them; `hard_state` and `last_index` are the node's at the job's start."""
+
+    meta: SnapshotMeta
+    build: Callable[[], bytes]
     hard_state: HardState
     last_index: int
 
@@ -166,6 +180,7 @@ class MemberDriver:
         self.disk_full = False
         self._disk_retry_at = 0.0
         self._snapshot_retry_at = 0.0
+        self._snapshot_job: SnapshotJob | None = None  # handed out, not yet saved or failed
         self._now_s = 0.0  # the clock of the latest turn (time comes in only through next_turn)
         self._published = False
         self._offered = False  # work offered since the last turn (run a turn even without a Ready)
@@ -369,7 +384,8 @@ class MemberDriver:
             self._on_applied(applied, out)
         raft.advance(rd)
         self._read_states(rd, out)
-        if (not self.disk_full and raft.applied_index - self.snap_index >= self.config.snapshot_count
+        if (not self.disk_full and self._snapshot_job is None
+                and raft.applied_index - self.snap_index >= self.config.snapshot_count
                 and self._now_s >= self._snapshot_retry_at):
             out.snapshot = self._snapshot()
         return out
@@ -398,17 +414,34 @@ class MemberDriver:
             self.proposals_failed += 1
         return out
 
-    def snapshot_saved(self, job: SnapshotJob) -> None:
+    def snapshot_saved(self, job: SnapshotJob, data: bytes | SnapshotSource) -> None:
+        """The job's snapshot is durable; `data` is its bytes or where to read them (for lagging
+        followers). A snapshot from the leader installed meanwhile is newer: then nothing changes."""
+        if self._snapshot_job is job:
+            self._snapshot_job = None
+        meta = job.meta
+        if meta.index <= self.snap_index:
+            log.info("snapshot at %d is older than the one installed since (%d): log left as it is", meta.index,
+                     self.snap_index)
+            return
         keep = min(self.config.snapshot_keep_entries, self.config.snapshot_count)
-        self.raft.compact(job.snapshot, keep)
-        if job.snapshot.meta.index > keep:
-            log.info("compacted raft log at %d", job.snapshot.meta.index - keep)
-        self.snap_index = job.snapshot.meta.index
+        self.raft.compact(Snapshot(meta, data), keep)
+        if meta.index > keep:
+            log.info("compacted raft log at %d", meta.index - keep)
+        self.snap_index = meta.index
 
     def snapshot_failed(self, job: SnapshotJob) -> None:
-        """No room for the snapshot: nothing changed on disk (the log stays whole). Try again after
-        SNAPSHOT_RETRY_S; the log's own writes find out for themselves whether the disk is full."""
+        """No room for the snapshot (or its writer died): nothing changed on disk (the log stays whole).
+        Try again after SNAPSHOT_RETRY_S; the log's own writes find out for themselves whether the disk is
+        full."""
+        if self._snapshot_job is job:
+            self._snapshot_job = None
         self._snapshot_retry_at = self._now_s + SNAPSHOT_RETRY_S
+
+    @property
+    def snapshotting(self) -> bool:
+        """A snapshot job was handed out and not yet reported saved or failed."""
+        return self._snapshot_job is not None
 
     # ---- inside a turn -------------------------------------------------------------------------
 
@@ -539,8 +572,15 @@ class MemberDriver:
         log.info("start to snapshot (applied: %d, lastsnap: %d)", applied, self.snap_index)
         term = raft.log_term(applied) or raft.term
         voters = raft.voters
-        snap = Snapshot(SnapshotMeta(applied, term, ConfState(voters)), self.node.snapshot_data(voters))
-        return SnapshotJob(snap, raft.hard_state(), raft.status().last_index)
+        node = self.node
+
+        def build() -> bytes:
+            return node.snapshot_data(voters)
+
+        job = SnapshotJob(SnapshotMeta(applied, term, ConfState(voters)), build, raft.hard_state(),
+                          raft.status().last_index)
+        self._snapshot_job = job
+        return job
 
     def _count_sent(self, messages: list[Message]) -> None:
         for m in messages:

@@ -11,16 +11,21 @@ The contract, in the order the driver uses it:
 - `sync()` raising `DiskFull` (storage/errors.py) means nothing since the last successful sync was kept
   and the files end at their last whole record; the caller acknowledges nothing it covered and may try
   again later. Any other OSError means the state of the disk is unknown: the member stops.
-- `save_snapshot(...)` makes the member's own snapshot durable and lets the log before it go.
+- `save_snapshot(...)` makes the member's own snapshot durable and lets the log before it go. It is the
+  two steps `write_snapshot_file(meta, data)` (the file alone; the event loop runs it in a forked child,
+  so it must touch nothing but that file) and `snapshot_file_saved(meta)` (in the member: release the log
+  before it, start the next WAL segment with the newest durable hard state; returns where to read the
+  snapshot back for lagging followers). DiskFull from either: the older snapshot and the whole log stay.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
-from ..raft.types import Entry, HardState, Snapshot
+from ..raft.types import Entry, HardState, Snapshot, SnapshotMeta, SnapshotSource
 
 
 @dataclass
@@ -51,6 +56,15 @@ class Storage(Protocol):
         records at or before its index; entries up to `last_index` stay. Raises DiskFull (the older
         snapshot and the whole log stay) or another OSError."""
 
+    def write_snapshot_file(self, meta: SnapshotMeta, data: bytes) -> None:
+        """The first half of save_snapshot: the snapshot file alone, durably (may run in a forked child)."""
+
+    def unfinished_snapshot(self, meta: SnapshotMeta) -> Path:
+        """The temp file write_snapshot_file(meta, ...) leaves if stopped midway (to remove)."""
+
+    def snapshot_file_saved(self, meta: SnapshotMeta) -> SnapshotSource:
+        """The second half: release the log the snapshot covers; returns where to read the snapshot back."""
+
     def close(self) -> None: ...
 
 
@@ -70,6 +84,15 @@ class ReadOnlyStorage:
         raise PermissionError("read-only storage")
 
     def save_snapshot(self, snap: Snapshot, hard_state: HardState, last_index: int) -> None:
+        raise PermissionError("read-only storage")
+
+    def write_snapshot_file(self, meta: SnapshotMeta, data: bytes) -> None:
+        raise PermissionError("read-only storage")
+
+    def unfinished_snapshot(self, meta: SnapshotMeta) -> Path:
+        raise PermissionError("read-only storage")
+
+    def snapshot_file_saved(self, meta: SnapshotMeta) -> SnapshotSource:
         raise PermissionError("read-only storage")
 
     def close(self) -> None:

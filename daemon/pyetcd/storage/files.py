@@ -14,6 +14,13 @@ system, else DiskFull is raised without writing. Without this, a small record (t
 probe, a heartbeat's commit) that fits in the unused end of the segment's last page would "succeed" on a
 disk that is still full, and the member would flip between full and not full once per retry (a leader
 that stepped down would even become electable again).
+
+The member's own snapshot is saved in two steps so that the first can run in a forked child while the
+loop goes on (runtime/snapshotter.py): `write_snapshot_file` (the file alone: SnapDir.save) and then, in
+the member's process, `snapshot_file_saved` (cut the WAL, start the new segment with the newest hard
+state this storage has made durable, release what the snapshot covers). The cut index and that hard
+state are tracked here from what was written and synced, not taken from the job: while the child wrote,
+the log and the term may have moved on, and a stale hard state must never be the newest on disk.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..raft.types import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMeta
+from ..raft.types import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMeta, SnapshotSource
 from ..server.durable import Loaded
 from ..server.metrics import Histogram, WalMetrics
 from . import wal_codec
@@ -113,6 +120,18 @@ class FileStorage:
         self.wal, self._records = Wal.open(wal_path(data_dir, wal_dir), snap_index + 1, TimedSyncs(io, self.metrics.fsync))
         self._release_before = 0  # segments to release once the next sync has returned
         self._room_needed = 0  # after a sync found the disk full: bytes to find free before writing again
+        # What the WAL holds (once synced): the last entry index and hard state written, and the synced ones
+        self._written_last = self._synced_last = snap_index
+        self._written_hs: HardState | None = None
+        for rec in reversed(self._records):  # the last entry record is the log's end (a lower index truncates)
+            if rec.rtype == wal_codec.ENTRY:
+                self._written_last = max(snap_index, rec.entry()[1])
+                break
+        for rec in reversed(self._records):
+            if rec.rtype == wal_codec.HARD_STATE:
+                self._written_hs = HardState(*rec.hard_state())
+                break
+        self._synced_last, self._synced_hs = self._written_last, self._written_hs
         (self.wal.path / ROOM_PROBE).unlink(missing_ok=True)  # left by a crash during _check_room
 
     def load(self) -> Loaded:
@@ -127,24 +146,23 @@ class FileStorage:
             self.snaps.save(SnapFile(meta.term, meta.index, snapshot.data))
             wal.cut(meta.index + 1)
             self._release_before = meta.index + 1
+            self._written_last = self._synced_last = meta.index
             log.info("installed snapshot from the leader at raft index %d", meta.index)
         for e in entries:
             wal.append(wal_codec.encode_entry(e.term, e.index, e.data, e.type))
+        if entries:
+            self._written_last = entries[-1].index
         self._unsynced_entries += len(entries)
         if hard_state is not None:
             wal.append(wal_codec.encode_hard_state(hard_state.term, hard_state.vote, hard_state.commit))
+            self._written_hs = hard_state
 
     def sync(self) -> None:
         wal = self.wal
         pending = wal.pending_bytes
         if self._room_needed and pending:
             self._check_room(self._room_needed)
-        try:
-            wal.sync()
-        except DiskFull:
-            self._room_needed = max(ROOM_TO_RESUME, pending)
-            self._unsynced_entries = 0  # dropped with the batch
-            raise
+        self._wal_sync()
         self._room_needed = 0
         if pending:
             m = self.metrics
@@ -154,6 +172,18 @@ class FileStorage:
         if self._release_before:
             index, self._release_before = self._release_before, 0
             self.wal.release_before(index, self.max_wals)
+
+    def _wal_sync(self) -> None:
+        """wal.sync(), keeping track of what the WAL holds."""
+        pending = self.wal.pending_bytes
+        try:
+            self.wal.sync()
+        except DiskFull:
+            self._room_needed = max(ROOM_TO_RESUME, pending)
+            self._unsynced_entries = 0  # dropped with the batch
+            self._written_last, self._written_hs = self._synced_last, self._synced_hs
+            raise
+        self._synced_last, self._synced_hs = self._written_last, self._written_hs
 
     def _check_room(self, nbytes: int) -> None:
         """DiskFull (dropping the buffered records, as a failed sync would) unless the file system can
@@ -168,6 +198,7 @@ class FileStorage:
             if is_disk_full(e):
                 self.wal.discard()
                 self._unsynced_entries = 0
+                self._written_last, self._written_hs = self._synced_last, self._synced_hs
                 raise DiskFull(probe, f"no room for {nbytes} bytes yet", e.errno) from e
             log.debug("could not check for room with %s: %s", probe, e)
         finally:
@@ -176,18 +207,38 @@ class FileStorage:
                 probe.unlink(missing_ok=True)
 
     def save_snapshot(self, snap: Snapshot, hard_state: HardState, last_index: int) -> None:
+        """Both steps at once (`hard_state` and `last_index` are what this storage tracked itself)."""
+        self.write_snapshot_file(snap.meta, snap.data)
+        self.snapshot_file_saved(snap.meta)
+
+    def write_snapshot_file(self, meta: SnapshotMeta, data: bytes) -> None:
+        """Make the member's own snapshot file durable and touch nothing else (safe in a forked child).
+        DiskFull: no new file, nothing else changed."""
+        self.snaps.save(SnapFile(meta.term, meta.index, data))
+
+    def unfinished_snapshot(self, meta: SnapshotMeta) -> Path:
+        """The temp file write_snapshot_file(meta, ...) writes before its rename (to remove if the writer
+        was stopped)."""
+        return self.snaps.temp_path(meta.term, meta.index)
+
+    def snapshot_file_saved(self, meta: SnapshotMeta) -> SnapshotSource:
+        """After write_snapshot_file(meta, ...) returned: release the WAL segments the snapshot covers;
+        returns the file's payload as a source to read back for lagging followers. DiskFull: the snapshot
+        file stays, the whole log stays."""
         wal = self.wal
-        wal.sync()  # a commit-only hard state may still be buffered
-        meta = snap.meta
-        path = self.snaps.save(SnapFile(meta.term, meta.index, snap.data))
+        self._wal_sync()  # a commit-only hard state may still be buffered
+        source = self.snaps.source(meta.term, meta.index)
         # Segments wholly covered by the snapshot can go (the in-memory log keeps more for followers;
         # after a restart they catch up from the snapshot instead). The new segment starts with the hard
         # state: the released ones may hold the only copy of term and vote.
-        wal.cut(last_index + 1)
-        wal.append(wal_codec.encode_hard_state(hard_state.term, hard_state.vote, hard_state.commit))
+        wal.cut(self._synced_last + 1)
+        hs = self._synced_hs
+        if hs is not None:
+            wal.append(wal_codec.encode_hard_state(hs.term, hs.vote, hs.commit))
         wal.sync()
         released = wal.release_before(meta.index + 1, self.max_wals)
-        log.info("saved snapshot at index %d (%s; %d WAL segment(s) released)", meta.index, path, released)
+        log.info("saved snapshot at index %d (%s; %d WAL segment(s) released)", meta.index, source.path, released)
+        return source
 
     def close(self) -> None:
         self.wal.close()

@@ -4,6 +4,11 @@ Written atomically: temp file, fsync, rename, fsync the directory. A file is mag
 payload; loading picks the newest file and refuses (naming it) one whose checksum fails. Saving keeps the
 newest `keep` files (--max-snapshots, etcd's default 5; 0 keeps them all). A full disk
 while saving removes the temp file and raises DiskFull; the older snapshots are untouched.
+
+`save` may run in a forked child (runtime/snapshotter.py): it only opens, writes, fsyncs, renames and
+removes files by path, and logs nothing unless removing its temp file fails. `source()` gives the
+parent a handle on a saved file to read its payload back when a follower needs it (SnapFileSource: the
+file stays readable through its open descriptor even once newer snapshots have pruned it).
 """
 
 from __future__ import annotations
@@ -76,7 +81,7 @@ class SnapDir:
         not survive a crash, which is safe either way since the WAL was not released for it.) Any other
         OSError propagates (the temp file is removed if it can be)."""
         final = self.path / f"{snap.term:016x}-{snap.index:016x}.snap"
-        tmp = final.with_suffix(".snap.tmp")
+        tmp = self.temp_path(snap.term, snap.index)
         try:
             fd = self.io.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         except OSError as e:
@@ -114,6 +119,14 @@ class SnapDir:
             raise DiskFull(tmp, "writing a snapshot", err.errno) from err
         raise err
 
+    def temp_path(self, term: int, index: int) -> Path:
+        """Where `save` writes the snapshot (term, index) before renaming it."""
+        return self.path / f"{term:016x}-{index:016x}.snap.tmp"
+
+    def source(self, term: int, index: int) -> SnapFileSource:
+        """The saved snapshot (term, index), to be read back later (raises OSError if it is not there)."""
+        return SnapFileSource(self.path / f"{term:016x}-{index:016x}.snap")
+
     def load_newest(self) -> Snapshot | None:
         for tmp in self.path.glob("*.snap.tmp"):
             log.warning("removing unfinished snapshot %s", tmp)
@@ -122,11 +135,47 @@ class SnapDir:
         if not files:
             return None
         index, term, path = files[-1]
-        raw = path.read_bytes()
-        if len(raw) < len(MAGIC) + _HEAD.size or not raw.startswith(MAGIC):
-            raise SnapshotCorrupt(f"{path}: not a pyetcd snapshot")
-        crc, length = _HEAD.unpack_from(raw, len(MAGIC))
-        data = raw[len(MAGIC) + _HEAD.size:]
-        if len(data) != length or zlib.crc32(data) != crc:
-            raise SnapshotCorrupt(f"{path}: checksum mismatch (length {len(data)} of {length})")
-        return Snapshot(term, index, data)
+        return Snapshot(term, index, _payload(path, path.read_bytes()))
+
+
+def _payload(path: Path, raw: bytes) -> bytes:
+    """A snapshot file's payload, checked (SnapshotCorrupt names the file)."""
+    if len(raw) < len(MAGIC) + _HEAD.size or not raw.startswith(MAGIC):
+        raise SnapshotCorrupt(f"{path}: not a pyetcd snapshot")
+    crc, length = _HEAD.unpack_from(raw, len(MAGIC))
+    data = raw[len(MAGIC) + _HEAD.size:]
+    if len(data) != length or zlib.crc32(data) != crc:
+        raise SnapshotCorrupt(f"{path}: checksum mismatch (length {len(data)} of {length})")
+    return data
+
+
+class SnapFileSource:
+    """A saved snapshot file's payload, read (and checked) on demand: raft/types.py's SnapshotSource. The
+    file is opened now and read through that descriptor, so pruning it later does not lose it; the
+    descriptor closes with the last reference (the Raft log's, or a MsgSnap's still being sent)."""
+
+    __slots__ = ("path", "_fd")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+    def read(self) -> bytes:
+        size = os.fstat(self._fd).st_size
+        parts = [os.pread(self._fd, size, 0)]
+        got = len(parts[0])
+        while got < size:  # a short read (rare): keep reading
+            chunk = os.pread(self._fd, size - got, got)
+            if not chunk:
+                break
+            parts.append(chunk)
+            got += len(chunk)
+        return _payload(self.path, parts[0] if len(parts) == 1 else b"".join(parts))
+
+    def __del__(self) -> None:
+        fd, self._fd = getattr(self, "_fd", -1), -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __repr__(self) -> str:
+        return f"SnapFileSource({str(self.path)!r})"

@@ -61,12 +61,19 @@ class SimDisk:
         self.fsyncs += 1
 
     def save_snapshot(self, snap: Snapshot, hard_state: HardState, last_index: int) -> None:
+        """As storage/files.py: the hard state after the snapshot is the newest one written, never the
+        job's (the node went on while the snapshot was written); a snapshot older than one installed
+        from the leader meanwhile is of no use (the real one is written, and never loaded)."""
         if self.full:
             self.full_refusals += 1
             raise DiskFull(None, "simulated disk: snapshot")
         self.sync()
+        newest = max((v.meta.index for k, v in self.records if k in ("snap", "save")), default=0)
+        if snap.meta.index <= newest:
+            return
+        hs = next((v for k, v in reversed(self.records) if k == "hs"), hard_state)
         self.append("save", snap)
-        self.append("hs", hard_state)
+        self.append("hs", hs)
         self.sync()
         self.compact()
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ...raft.core import RaftConfig
-from ...raft.types import ConfChange, Entry, Message, Status
-from ...server.driver import Answer, DriverConfig, MemberDriver, Output, Turn
+from ...raft.types import ConfChange, Entry, Message, Snapshot, Status
+from ...server.driver import Answer, DriverConfig, MemberDriver, Output, SnapshotJob, Turn
 from ...server.members import Member
 from ...server.node import ServerNode
 from ...server.recovery import ClusterSpec, recover
@@ -54,6 +54,7 @@ class NodeParams:
     entries_per_append_max: int = 8
     fsync_ms_max: int = 2
     snapshot_every_entries: int = 20
+    snapshot_ms_max: int = 30  # a snapshot is saved up to this long after it was taken (a forked writer)
     keep_entries: int = 5
     pre_vote: bool = True
     check_quorum: bool = True
@@ -258,6 +259,8 @@ class SimNode:
             self.world.trace(f"n{self.id} conf change {v.type.name} {v.node_id} {'proposed' if ok else 'dropped'}")
         elif kind == "transfer":
             d.transfer_leadership(v)
+        elif kind == "snapshot_written":
+            self._save_snapshot(*v)
         elif kind == "client":
             op: ClientOp = v
             if op.request is None:
@@ -276,6 +279,8 @@ class SimNode:
                 inbox, self.inbox = self.inbox, []
                 for item in inbox:
                     self._handle(item)
+                    if not self.alive:  # a failed snapshot write stopped it
+                        return
                 d = self.driver
                 assert d is not None
                 turn = d.next_turn(self._now_s(), self.now_ns())
@@ -358,19 +363,36 @@ class SimNode:
         self._answer(out.answers)
         job = out.snapshot
         if job is not None:
-            try:
-                self.disk.save_snapshot(job.snapshot, job.hard_state, job.last_index)
-            except DiskFull:
-                d.snapshot_failed(job)
-                self.world.trace(f"n{self.id} no room for a snapshot at {job.snapshot.meta.index}")
-            except OSError as e:
-                self._stop_on_disk_error(e)
-                return
-            else:
-                d.snapshot_saved(job)
-                self.world.trace(f"n{self.id} snapshot at {job.snapshot.meta.index}")
+            # As the daemon's forked writer: the state is captured now, the file is saved a while later
+            # (the node goes on meanwhile, and may crash or install a leader's snapshot first).
+            data = job.build()
+            self.world.after(self.disk_rng.randint(0, self.params.snapshot_ms_max), self._snapshot_written,
+                             self.incarnation, job, data)
         if out.removed_self:
             self.shutdown_removed()
+
+    def _snapshot_written(self, incarnation: int, job: SnapshotJob, data: bytes) -> None:
+        """The writer is done: the node saves the snapshot when it next runs (not while paused). Never
+        dropped for a full inbox: the driver asks for no other snapshot until it hears of this one."""
+        if incarnation != self.incarnation or not self.alive:
+            return  # crashed (or stopped) meanwhile: the snapshot was never saved
+        self.inbox.append(("snapshot_written", (job, data)))
+        self._pump()
+
+    def _save_snapshot(self, job: SnapshotJob, data: bytes) -> None:
+        d = self.driver
+        assert d is not None
+        try:
+            self.disk.save_snapshot(Snapshot(job.meta, data), job.hard_state, job.last_index)
+        except DiskFull:
+            d.snapshot_failed(job)
+            self.world.trace(f"n{self.id} no room for a snapshot at {job.meta.index}")
+        except OSError as e:
+            self._stop_on_disk_error(e)
+            return
+        else:
+            d.snapshot_saved(job, data)
+            self.world.trace(f"n{self.id} snapshot at {job.meta.index}")
 
     def _send(self, messages: list[Message]) -> None:
         for m in messages:
