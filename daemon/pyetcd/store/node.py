@@ -89,10 +89,6 @@ class Node:
             parent = node.parent
         return True
 
-    @alive.setter
-    def alive(self, value: bool) -> None:
-        """Accepted and ignored: liveness follows from the tree links (the store unlinks first)."""
-
     @property
     def is_dir(self) -> bool:
         return self.children is not None

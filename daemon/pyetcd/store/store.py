@@ -138,7 +138,7 @@ class Store:
             prev = existing.view(now_ns)
             self._unlink(existing)
         node = Node(path, None if is_dir else value, next_index, parent, min(expire_at_ns, EXPIRE_AT_NS_MAX))
-        parent.children[name] = node
+        parent.children[node.name] = node  # the node's own name str as the key: one str per key, not two
         if node.expire_at_ns:
             self._push_ttl(node)
         self.index = next_index
@@ -154,7 +154,7 @@ class Store:
             child = children.get(name)
             if child is None:
                 child = Node(f"{node.path if node.path != '/' else ''}/{name}", None, created_index, node)
-                children[name] = child
+                children[child.name] = child
             elif not child.is_dir:
                 raise V2Error(errors.NOT_DIR, child.path, self.index)
             node = child
@@ -282,9 +282,8 @@ class Store:
         assert node.parent is not None and node.parent.children is not None
         del node.parent.children[node.name]
         stack = [node]
-        while stack:
+        while stack:  # liveness follows from the links just cut (Node.alive)
             n = stack.pop()
-            n.alive = False
             if n.children:
                 stack.extend(n.children.values())
             if event is not None:
