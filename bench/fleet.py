@@ -704,6 +704,11 @@ def run(a: argparse.Namespace) -> Result:
                     doc[part][kind] = {"error": f"{type(e).__name__}: {short(e)}"}
                     log(f"fleet {part} {kind}: {type(e).__name__}: {short(e)}")
     finally:
+        if a.fleet_keep_logs:
+            a.fleet_keep_logs.mkdir(parents=True, exist_ok=True)
+            for f in base.rglob("*.log"):
+                shutil.copy2(f, a.fleet_keep_logs / f"{f.parent.name}-{f.name}" if f.parent != base else
+                             a.fleet_keep_logs / f.name)
         shutil.rmtree(base, ignore_errors=True)
         os.sched_setaffinity(0, old_affinity)
     doc.update({
@@ -940,6 +945,8 @@ def add_fleet_args(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--fleet-snapshot-count", type=int, default=0, help="a fixed --snapshot-count for both servers")
     g.add_argument("--fleet-parts", default=",".join(PARTS), help=f"comma list of {', '.join(PARTS)}")
     g.add_argument("--fleet-servers", default=",".join(KINDS), help="comma list of pyetcd, etcd (default both)")
+    g.add_argument("--fleet-keep-logs", type=Path, default=None, metavar="DIR",
+                   help="copy the servers' logs here before their data dirs are removed")
 
 
 def check_fleet_args(a: argparse.Namespace) -> None:

@@ -7,6 +7,7 @@ is meant to be compared are the ratios measured in the same run.
 
     .venv/bin/python -m bench.run [--duration 5] [--only pyetcd,etcd,ceiling] [--loads put@1,get@64,...]
                                   [--no-cluster | --only-cluster] [--cluster-trials 5] [--baseline REV]
+                                  [--no-fleet | --only-fleet] [--fleet-keys 1000000] [--fleet-watchers 15000]
 
 --baseline REV adds a fourth server, "base": pyetcd as of git revision REV (a temporary worktree run by
 this venv's Python), interleaved with the others, so a change is compared with what it replaced in the
