@@ -247,11 +247,11 @@ def targets(results: dict[str, dict[str, Result]], rat: dict[str, dict[str, floa
         verdict = "n/a" if ok is None else ("PASS" if ok else "FAIL")
         return {"target": name, "value": value, "limit": limit, "status": verdict}
 
-    out = [check("GET@64 ops >= 0.7x ceiling", rat.get("get@64", {}).get("pyetcd/ceiling"), 0.7, True),
-           check("PUT@64 ops >= 0.5x ceiling", rat.get("put@64", {}).get("pyetcd/ceiling"), 0.5, True)]
-    for load in (x for x in results if x.startswith("put")):
-        out.append(check(f"PUT@{load[4:]} p99 <= 2x etcd's", rat[load].get("p99 pyetcd/etcd"), 2.0, False))
-    out.append(check("PUT@1 p50 <= 0.5 ms", metric(results, "put@1", "pyetcd", "p50_ms"), 0.5, False))
+    # Issue 15's: the write path near the stack's ceiling, its tail near etcd's.
+    out = [check("GET@64 ops >= 0.95x ceiling", rat.get("get@64", {}).get("pyetcd/ceiling"), 0.95, True),
+           check("PUT@64 ops >= 0.6x ceiling", rat.get("put@64", {}).get("pyetcd/ceiling"), 0.6, True),
+           check("PUT@64 p99 <= 1.5x etcd's", rat.get("put@64", {}).get("p99 pyetcd/etcd"), 1.5, False),
+           check("PUT@1 p50 <= 0.35 ms", metric(results, "put@1", "pyetcd", "p50_ms"), 0.35, False)]
     return out
 
 
