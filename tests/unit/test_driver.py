@@ -519,7 +519,9 @@ def test_a_snapshot_saved_after_a_newer_one_was_installed_changes_nothing() -> N
         s.write(Waiter(f"w{i}"), put("/k", f"v{i}"), 1.0)
         s.run(1.0)
     [job] = s.jobs
+    assert not s.driver.snapshot_superseded(job)
     s.driver.snap_index = job.meta.index + 1  # as a leader's snapshot installed meanwhile would set it
+    assert s.driver.snapshot_superseded(job)
     before = s.status()
     assert s.save(job)
     assert s.status().snap_index == before.snap_index == 0  # not compacted to the older snapshot

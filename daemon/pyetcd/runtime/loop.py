@@ -231,6 +231,10 @@ class EventLoop:
     def _snapshot_written(self, job: SnapshotJob, outcome: Outcome, detail: str) -> None:
         """The snapshot file is written (or not): release the WAL it covers and tell the driver."""
         index = job.meta.index
+        if outcome is Outcome.SAVED and self.driver.snapshot_superseded(job):
+            log.info("snapshot at raft index %d superseded by the leader's (%d)", index, self.driver.snap_index)
+            self.driver.snapshot_saved(job, b"")  # changes nothing but ending the job
+            return
         if outcome is Outcome.SAVED:
             try:
                 source = self.storage.snapshot_file_saved(job.meta)

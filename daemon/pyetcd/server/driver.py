@@ -438,6 +438,11 @@ class MemberDriver:
             self._snapshot_job = None
         self._snapshot_retry_at = self._now_s + SNAPSHOT_RETRY_S
 
+    def snapshot_superseded(self, job: SnapshotJob) -> bool:
+        """A snapshot from the leader at or after the job's index was installed since the job was handed
+        out: the job's file is of no use (and --max-snapshots may already have pruned it)."""
+        return job.meta.index <= self.snap_index
+
     @property
     def snapshotting(self) -> bool:
         """A snapshot job was handed out and not yet reported saved or failed."""

@@ -105,7 +105,7 @@ class SnapDir:
             raise
         if self.keep > 0:
             for _, _, old in self._files()[:-self.keep]:
-                old.unlink()
+                old.unlink(missing_ok=True)  # a forked writer and the member may both be pruning
         return final
 
     def _discard(self, tmp: Path, err: OSError) -> NoReturn:
