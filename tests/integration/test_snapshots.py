@@ -57,7 +57,9 @@ def test_snapshots_release_wal_and_recover(make_server: MakeServer) -> None:
     wals = _wal_files(srv)
     assert 1 <= len(wals) <= 5, wals  # the segments a snapshot covers were released, but the last 5 (--max-wals)
     log = srv.log_tail(100000)
-    assert log.count("saved snapshot at index") >= 9, log[-2000:]
+    # 500 writes at --snapshot-count 50 ask for about 10; a forked writer takes one at a time and the
+    # member asks for the next only once it finished, so under load fewer are taken (never none).
+    assert log.count("saved snapshot at index") >= 3, log[-2000:]
     before_index, before_tree = dump(srv.port)
     old_event = request(srv.port, "GET", "/v2/keys/s/k0450?wait=true&waitIndex=1").json()
 

@@ -49,6 +49,25 @@ def test_two_steps_write_the_newest_durable_hard_state_not_the_jobs(tmp_path: Pa
     again.close()
 
 
+def test_a_restarted_member_keeps_where_its_snapshot_is_not_its_bytes(tmp_path: Path) -> None:
+    """Recovery needs the bytes once (to restore the store); the Raft log keeps the file's source, so a
+    restarted member with a big store does not hold its snapshot twice in memory."""
+    st = FileStorage(tmp_path)
+    st.load()
+    st.write(None, _entries(1, 10), HardState(1, 1, 10))
+    st.sync()
+    st.write_snapshot_file(_meta(10), b"state@10")
+    st.snapshot_file_saved(_meta(10))
+    st.close()
+
+    again = FileStorage(tmp_path)
+    loaded = again.load()
+    assert loaded.snapshot is not None and loaded.snapshot.data == b"state@10"
+    assert loaded.snapshot_source is not None and loaded.snapshot_source.read() == b"state@10"
+    assert again._snap_file is None  # not kept by the storage either
+    again.close()
+
+
 def test_a_commit_only_hard_state_still_buffered_is_synced_first(tmp_path: Path) -> None:
     st = FileStorage(tmp_path, max_wals=1)
     st.load()

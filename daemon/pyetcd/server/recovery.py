@@ -100,7 +100,8 @@ def _recover(storage: Storage, spec: ClusterSpec, config: RaftConfig, rng: Rng,
         data = loaded.snapshot.data
         voters = node.restore(data)
         raft_log = RaftLog(meta.index, meta.term)
-        raft_log.snapshot = Snapshot(SnapshotMeta(meta.index, meta.term, ConfState(voters)), data)
+        raft_log.snapshot = Snapshot(SnapshotMeta(meta.index, meta.term, ConfState(voters)),
+                                     loaded.snapshot_source or data)
         raft_log.applied = raft_log.committed = meta.index
         node.applied_index = meta.index
         if observer is not None:

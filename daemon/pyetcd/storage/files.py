@@ -135,8 +135,12 @@ class FileStorage:
         (self.wal.path / ROOM_PROBE).unlink(missing_ok=True)  # left by a crash during _check_room
 
     def load(self) -> Loaded:
-        loaded = loaded_from(self._snap_file, self._records, self.wal.path)
+        snap = self._snap_file
+        loaded = loaded_from(snap, self._records, self.wal.path)
+        if snap is not None:
+            loaded.snapshot_source = self.snaps.source(snap.term, snap.index)
         self._records = []  # read once
+        self._snap_file = None  # nor kept: the Raft log reads the file again if a follower needs it
         return loaded
 
     def write(self, snapshot: Snapshot | None, entries: Sequence[Entry], hard_state: HardState | None) -> None:
