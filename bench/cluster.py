@@ -657,9 +657,11 @@ def run(a: argparse.Namespace) -> Result:
 
 
 def print_targets(tgt: list[Result]) -> None:
+    """The informational targets of any bench part: status, name, measured value, limit and note if any."""
     for t in tgt:
         lim = f" (limit {fmt(t['limit'], '.3f')})" if t.get("limit") is not None else ""
-        print(f"  {t['status']:<4}  {t['target']:<40} measured {fmt(t['value'], '.3f')}{lim}")
+        note = f"  ({t['note']})" if t.get("note") else ""
+        print(f"  {t['status']:<4}  {t['target']:<48} measured {fmt(t['value'], '.3f')}{lim}{note}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,7 +50,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.cluster import THROUGHPUT_TIMING, Cluster, http_call, log, pinning_possible
+from bench.cluster import THROUGHPUT_TIMING, Cluster, http_call, log, pinning_possible, print_targets
 from bench.loadgen import (
     HOST,
     LOADGEN_CORE,
@@ -991,9 +991,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = run(a)
     print(report(doc))
     print("\ntargets (informational):")
-    for t in doc["targets"]:
-        note = f"  ({t['note']})" if t.get("note") else ""
-        print(f"  {t['status']:<4}  {t['target']:<48} measured {fmt(t['value'], '.3f')}{note}")
+    print_targets(doc["targets"])
     if a.json:
         a.json.write_text(json.dumps(doc, indent=2) + "\n")
     return 0

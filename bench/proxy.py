@@ -46,6 +46,7 @@ from bench.cluster import (
     http_call,
     log,
     pinning_possible,
+    print_targets,
     taskset,
 )
 from bench.loadgen import prefill, raise_nofile, run_loadgen
@@ -323,8 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = run(a)
     print(report(doc))
     print("\ntargets (informational):")
-    for t in doc["targets"]:
-        print(f"  {t['status']:<4}  {t['target']:<48} measured {fmt(t['value'], '.3f')}")
+    print_targets(doc["targets"])
     if a.json:
         a.json.write_text(json.dumps(doc, indent=2) + "\n")
     return 0

@@ -403,10 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + fleet.report(fdoc))
         tgt += fdoc["targets"]
     print("\ntargets (informational):")
-    for t in tgt:
-        lim = f" (limit {fmt(t['limit'], '.3f')})" if t["target"].startswith(("cluster", "failover")) else ""
-        note = f"  ({t['note']})" if t.get("note") else ""
-        print(f"  {t['status']:<4}  {t['target']:<40} measured {fmt(t['value'], '.3f')}{lim}{note}")
+    cluster.print_targets(tgt)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     doc: Result = {"meta": meta(a, status), "loads": results, "ratios": rat, "targets": tgt}
     if cdoc is not None:
