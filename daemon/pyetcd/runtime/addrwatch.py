@@ -15,23 +15,37 @@ dump (NLM_F_DUMP_INTR) during a dump only mean one more dump once it ends.
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import itertools
 import select
 import socket
 import time
 from collections.abc import Iterable
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from pyroute2.netlink import NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, rtnl
-from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+if TYPE_CHECKING:
+    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 
 _READS_PER_CALL = 64  # bound one call's work; level-triggered polling brings us back for the rest
 _RCVBUF = 1 << 20  # capped by net.core.rmem_max; overflows are handled anyway
 _START_TIMEOUT_S = 5.0
 
 Present = dict[str, dict[int, str]]
+
+
+@functools.cache
+def _netlink() -> SimpleNamespace:
+    """pyroute2's names, imported when the first watch starts: the package imports all of itself (0.15-0.2 s
+    here), and a process that advertises only loopback or names (the tests, a laptop) never needs it."""
+    from pyroute2.netlink import NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, rtnl
+    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+    from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+    return SimpleNamespace(NLM_F_DUMP=NLM_F_DUMP, NLM_F_DUMP_INTR=NLM_F_DUMP_INTR, NLM_F_REQUEST=NLM_F_REQUEST,
+                           NLMSG_DONE=NLMSG_DONE, NLMSG_ERROR=NLMSG_ERROR, rtnl=rtnl, ifaddrmsg=ifaddrmsg,
+                           MarshalRtnl=MarshalRtnl)
 
 
 def _literal(host: str) -> str | None:
@@ -54,7 +68,8 @@ class AddressWatch:
     def __init__(self, advertised: Iterable[str]) -> None:
         self.advertised = tuple(dict.fromkeys(a for a in map(_literal, advertised) if a))
         self.overflows = 0  # ENOBUFS seen (each one costs a dump)
-        self._marshal = MarshalRtnl()
+        self._nl = nl = _netlink()
+        self._marshal = nl.MarshalRtnl()
         self._seq = itertools.count(1)
         self._present: Present = {}
         self._building: Present | None = None  # the state a running dump builds
@@ -63,7 +78,7 @@ class AddressWatch:
         self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         try:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
-            self._sock.bind((0, rtnl.RTMGRP_IPV4_IFADDR | rtnl.RTMGRP_IPV6_IFADDR))  # subscribe before dumping
+            self._sock.bind((0, nl.rtnl.RTMGRP_IPV4_IFADDR | nl.rtnl.RTMGRP_IPV6_IFADDR))  # subscribe before dumping
             self._sock.setblocking(False)
             self._portid = self._sock.getsockname()[0]
             self._start_dump()
@@ -126,28 +141,30 @@ class AddressWatch:
     def _start_dump(self) -> None:
         self._dump_seq = next(self._seq)
         self._building, self._dump_again = {}, False
-        req = ifaddrmsg()  # family AF_UNSPEC: IPv4 and IPv6
-        req["header"] = {"type": rtnl.RTM_GETADDR, "flags": NLM_F_REQUEST | NLM_F_DUMP,
+        nl = self._nl
+        req = nl.ifaddrmsg()  # family AF_UNSPEC: IPv4 and IPv6
+        req["header"] = {"type": nl.rtnl.RTM_GETADDR, "flags": nl.NLM_F_REQUEST | nl.NLM_F_DUMP,
                          "sequence_number": self._dump_seq, "pid": self._portid}
         req.encode()
         self._sock.send(req.data)
 
     def _handle(self, msg: ifaddrmsg) -> list[str]:
+        nl = self._nl
         header = msg["header"]
         reply = (self._building is not None and header["pid"] == self._portid
                  and header["sequence_number"] == self._dump_seq)
-        if reply and header["flags"] & NLM_F_DUMP_INTR:
+        if reply and header["flags"] & nl.NLM_F_DUMP_INTR:
             self._dump_again = True
-        if reply and header["type"] == NLMSG_ERROR:
+        if reply and header["type"] == nl.NLMSG_ERROR:
             raise OSError(getattr(header["error"], "code", errno.EIO), f"address dump failed: {header['error']}")
-        if reply and header["type"] == NLMSG_DONE:
+        if reply and header["type"] == nl.NLMSG_DONE:
             return self._finish_dump()
-        if header["type"] not in (rtnl.RTM_NEWADDR, rtnl.RTM_DELADDR):
+        if header["type"] not in (nl.rtnl.RTM_NEWADDR, nl.rtnl.RTM_DELADDR):
             return []
         addr = _literal(msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS") or "")
         if addr is None or addr not in self.advertised:
             return []
-        index, added = msg["index"], header["type"] == rtnl.RTM_NEWADDR
+        index, added = msg["index"], header["type"] == nl.rtnl.RTM_NEWADDR
         if self._building is not None:  # during a dump, events and replies both go to the new state
             _apply(self._building, addr, index, added, msg)
             return []
