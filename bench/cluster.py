@@ -656,6 +656,16 @@ def run(a: argparse.Namespace) -> Result:
     return doc
 
 
+def finish(doc: Result, report_text: str, json_path: Path | None) -> int:
+    """What every bench part's main ends with: its table, its targets, and the document if asked."""
+    print(report_text)
+    print("\ntargets (informational):")
+    print_targets(doc["targets"])
+    if json_path:
+        json_path.write_text(json.dumps(doc, indent=2) + "\n")
+    return 0
+
+
 def print_targets(tgt: list[Result]) -> None:
     """The informational targets of any bench part: status, name, measured value, limit and note if any."""
     for t in tgt:
@@ -676,12 +686,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     os.chdir(REPO)
     doc = run(a)
-    print(report(doc))
-    print("\ntargets (informational):")
-    print_targets(doc["targets"])
-    if a.json:
-        a.json.write_text(json.dumps(doc, indent=2) + "\n")
-    return 0
+    return finish(doc, report(doc), a.json)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.cluster import THROUGHPUT_TIMING, Cluster, http_call, log, pinning_possible, print_targets
+from bench.cluster import THROUGHPUT_TIMING, Cluster, finish, http_call, log, pinning_possible
 from bench.loadgen import (
     HOST,
     LOADGEN_CORE,
@@ -989,12 +989,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(e))
     os.chdir(REPO)
     doc = run(a)
-    print(report(doc))
-    print("\ntargets (informational):")
-    print_targets(doc["targets"])
-    if a.json:
-        a.json.write_text(json.dumps(doc, indent=2) + "\n")
-    return 0
+    return finish(doc, report(doc), a.json)
 
 
 if __name__ == "__main__":

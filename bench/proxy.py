@@ -42,11 +42,11 @@ from bench.cluster import (
     THROUGHPUT_TIMING,
     Cluster,
     _ratio,
+    finish,
     fmt,
     http_call,
     log,
     pinning_possible,
-    print_targets,
     taskset,
 )
 from bench.loadgen import prefill, raise_nofile, run_loadgen
@@ -322,12 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(e))
     os.chdir(REPO)
     doc = run(a)
-    print(report(doc))
-    print("\ntargets (informational):")
-    print_targets(doc["targets"])
-    if a.json:
-        a.json.write_text(json.dumps(doc, indent=2) + "\n")
-    return 0
+    return finish(doc, report(doc), a.json)
 
 
 if __name__ == "__main__":
