@@ -1,4 +1,5 @@
-"""Damaged data at start: a torn WAL tail is truncated (and logged); real corruption stops the start."""
+"""Damaged data at start: a torn WAL tail is zeroed (and logged), zero padding after the records is a clean
+end, real corruption stops the start."""
 
 from __future__ import annotations
 
@@ -18,15 +19,31 @@ HEADER = struct.Struct("<III")  # payload_len, payload_crc, header_crc (see stor
 
 
 def _records(seg: Path) -> list[tuple[int, int]]:
-    """(offset, total length) of every record in a clean segment."""
+    """(offset, total length) of every record in a clean segment (records, then zero padding)."""
     raw = seg.read_bytes()
     out, pos = [], 0
     while pos < len(raw):
         length, _, _ = HEADER.unpack_from(raw, pos)
+        if length == 0:
+            break
         out.append((pos, HEADER.size + length))
         pos += HEADER.size + length
-    assert pos == len(raw)
+    assert not raw[pos:].strip(b"\0")
     return out
+
+
+def _logical_end(seg: Path) -> int:
+    """Where the next record goes: after the last one, in the zero padding."""
+    offset, length = _records(seg)[-1]
+    return offset + length
+
+
+def _write_at(seg: Path, offset: int, data: bytes, truncate: bool = False) -> None:
+    with open(seg, "r+b") as f:
+        if truncate:
+            f.truncate(offset)
+        f.seek(offset)
+        f.write(data)
 
 
 def _record(payload: bytes) -> bytes:
@@ -59,26 +76,40 @@ def _start_fails(srv: Server) -> int:
     return rc
 
 
+def _cut_at_sector(offset: int, record: bytes) -> bytes:
+    """What reaches the disk of `record` written at `offset` when only its first sector does (the rest
+    stays zeros): a torn write as a crash leaves it."""
+    return record[:-(-(offset + HEADER.size + 1) // 512) * 512 - offset]
+
+
+LONG = _record(b"\x01" + b"\x00" * 16 + b"a long entry payload" * 100)
+# name -> (the torn bytes for a record starting at offset, whether the file ends right after them, as a
+# segment without zero room does, or the zero room stays after them)
 TORN_TAILS = {
-    "partial_record": _record(b"\x01" + b"\x00" * 16 + b"a long entry payload" * 5)[:40],
-    "partial_header": b"\x17\x00\x00\x00\xde\xad",
-    "zero_fill": b"\x00" * 4096,
-    "header_only": _record(b"\x01" + b"z" * 100)[:12],
+    "partial_record": (lambda offset: _cut_at_sector(offset, LONG), False),
+    "lost_sector": (lambda offset: LONG[:-(-offset // 512) * 512 - offset + 1024] + bytes(512)
+                    + LONG[-(-offset // 512) * 512 - offset + 1536:], False),
+    "header_only": (lambda offset: _record(b"\x01" + b"z" * 100)[:12], False),
+    "partial_record_at_eof": (lambda offset: LONG[:40], True),
+    "partial_header_at_eof": (lambda offset: b"\x17\x00\x00\x00\xde\xad", True),
 }
 
 
 @pytest.mark.parametrize("tail", sorted(TORN_TAILS))
-def test_torn_tail_is_truncated_and_logged(make_server: MakeServer, tail: str) -> None:
+def test_torn_tail_is_zeroed_and_logged(make_server: MakeServer, tail: str) -> None:
     srv, _, state = _prepare(make_server)
     seg = _last_segment(srv)
-    good_size = seg.stat().st_size
-    with open(seg, "ab") as f:
-        f.write(TORN_TAILS[tail])
+    good_end = _logical_end(seg)
+    torn_of, at_eof = TORN_TAILS[tail]
+    torn = torn_of(good_end)
+    _write_at(seg, good_end, torn, truncate=at_eof)
+    size = seg.stat().st_size
     srv.start()
     log = srv.log_tail(20000)
-    assert f"WAL {seg}: torn last record at offset {good_size}" in log, log
-    assert "truncating" in log
+    assert f"WAL {seg}: torn last record at offset {good_end}" in log, log
+    assert "zeroing" in log
     assert dump_when(srv.port, state[0] + 1) == (state[0] + 1, state[1])  # + the republished attributes
+    assert seg.stat().st_size >= size  # zeroed, not truncated
     # the tail is really gone: new writes land after the good prefix and survive another restart
     r = request(srv.port, "PUT", "/v2/keys/w/after", form={"value": "a"})
     assert r.status == 201
@@ -88,6 +119,18 @@ def test_torn_tail_is_truncated_and_logged(make_server: MakeServer, tail: str) -
     assert request(srv.port, "GET", "/v2/keys/w/k29").json()["node"]["value"] == "v29"
     third_start = srv.log_tail(50000).split("ready to serve")[-2]
     assert "torn last record" not in third_start, third_start
+
+
+def test_zero_padding_is_a_clean_end(make_server: MakeServer) -> None:
+    """The zero room after the last record, even grown by 4 KiB of zeros, is no torn tail."""
+    srv, _, state = _prepare(make_server)
+    seg = _last_segment(srv)
+    with open(seg, "ab") as f:
+        f.write(bytes(4096))
+    srv.start()
+    assert dump_when(srv.port, state[0] + 1) == (state[0] + 1, state[1])
+    log = srv.log_tail(20000)
+    assert "torn last record" not in log and "WARNING" not in log.split("ready to serve")[-2], log
 
 
 @pytest.mark.parametrize("where", ["payload", "length", "crc"])
@@ -124,18 +167,20 @@ def test_flipped_byte_in_last_record_refuses_to_start(make_server: MakeServer) -
     assert f"offset {offset}" in srv.log_tail(5000)
 
 
-def test_nonzero_garbage_tail_refuses_to_start_and_names_offset(make_server: MakeServer) -> None:
-    """Arbitrary non-zero bytes after the last record do not look like a torn write (bad header CRC,
-    not zeros): the server refuses rather than guess, naming file and offset. (etcd 3.4 also refuses
-    most such tails: a garbage length trips its entry-size limit rather than io.ErrUnexpectedEOF.)"""
+@pytest.mark.parametrize("where", ["at_end", "after_padding"])
+def test_nonzero_garbage_tail_refuses_to_start_and_names_offset(make_server: MakeServer, where: str) -> None:
+    """Arbitrary non-zero bytes after the last record (or after its zero padding) do not look like a
+    torn write (bad header CRC, not zeros; or a zero header with data after it): the server refuses
+    rather than guess, naming file and offset. (etcd 3.4 also refuses most such tails: a garbage length
+    trips its entry-size limit rather than io.ErrUnexpectedEOF.)"""
     srv, _, _ = _prepare(make_server)
     seg = _last_segment(srv)
-    good_size = seg.stat().st_size
-    with open(seg, "ab") as f:
-        f.write(b"this is not a WAL record, just garbage appended by someone\n" * 2)
+    good_end = _logical_end(seg)
+    garbage = b"this is not a WAL record, just garbage appended by someone\n" * 2
+    _write_at(seg, good_end if where == "at_end" else seg.stat().st_size, garbage)
     assert _start_fails(srv) != 0
     log = srv.log_tail(5000)
-    assert str(seg) in log and f"offset {good_size}" in log, log
+    assert str(seg) in log and f"offset {good_end}" in log, log
 
 
 def test_corrupt_snapshot_refuses_to_start(make_server: MakeServer) -> None:

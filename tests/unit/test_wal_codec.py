@@ -1,4 +1,5 @@
-"""WAL record framing: round trips, torn tails (truncation, zero fill) and corruption (bit flips)."""
+"""WAL record framing: round trips, zero padding (a clean end), torn tails (truncation, writes that reached
+the disk in part) and corruption (bit flips, data after a zero header)."""
 
 from __future__ import annotations
 
@@ -80,11 +81,62 @@ def test_any_truncation_is_a_prefix(entries: list[tuple[int, int, bytes]], data:
 
 @settings(max_examples=200, deadline=None)
 @given(stream_st, st.integers(1, 5000))
-def test_zero_filled_tail_is_torn(entries: list[tuple[int, int, bytes]], zeros: int) -> None:
+def test_zero_padding_is_a_clean_end(entries: list[tuple[int, int, bytes]], zeros: int) -> None:
     buf, _ = _encode(entries)
     d = decode(buf + b"\0" * zeros)
     assert [r.entry() for r in d.records] == entries
-    assert (d.valid_bytes, d.torn) == (len(buf), True)
+    assert (d.valid_bytes, d.torn) == (len(buf), False)
+
+
+def _padded(buf: bytes, size: int = 8192) -> bytes:
+    return buf + bytes(size - len(buf))
+
+
+def test_record_cut_at_a_sector_inside_padding_is_torn() -> None:
+    first = encode_entry(1, 1, b"a" * 400)
+    second = encode_entry(1, 2, b"b" * 1000)  # crosses offset 512: only its first sector was written
+    d = decode(_padded(first + second[:512 - len(first)]))
+    assert (len(d.records), d.valid_bytes, d.torn) == (1, len(first), True)
+
+
+def test_header_alone_inside_padding_is_torn() -> None:
+    first = encode_entry(1, 1, b"a")
+    d = decode(_padded(first + encode_entry(1, 2, b"b" * 50)[:HEADER_BYTES]))
+    assert (len(d.records), d.valid_bytes, d.torn) == (1, len(first), True)
+
+
+def test_header_cut_at_a_sector_inside_padding_is_torn() -> None:
+    first = encode_entry(1, 1, b"a" * (512 - HEADER_BYTES - 18 - 5))  # the next header starts at 507
+    assert len(first) == 507
+    d = decode(_padded(first + encode_entry(1, 2, b"b")[:5]))
+    assert (d.valid_bytes, d.torn) == (507, True)
+
+
+def test_payload_written_in_part_within_a_sector_is_corruption() -> None:
+    """Tears come in whole sectors (or at the end of the file): a payload cut short in the middle of a
+    sector, with padding after it, is damage after the fact."""
+    first = encode_entry(1, 1, b"a")
+    second = encode_entry(1, 2, b"b" * 100)
+    with pytest.raises(CorruptRecord) as info:
+        decode(_padded(first + second[:60]))
+    assert (info.value.offset, info.value.reason) == (len(first), "payload CRC mismatch")
+
+
+def test_data_after_a_zero_header_is_corruption() -> None:
+    buf, bounds = _encode([(1, 1, b"a"), (1, 2, b"b"), (1, 3, b"c")])
+    damaged = buf[:bounds[1]] + bytes(HEADER_BYTES) + buf[bounds[1] + HEADER_BYTES:]
+    with pytest.raises(CorruptRecord) as info:
+        decode(_padded(damaged))
+    assert (info.value.offset, info.value.reason) == (bounds[1], "bad header")
+
+
+def test_bit_flip_in_final_record_before_padding_is_corruption() -> None:
+    buf, bounds = _encode([(1, 1, b"a"), (1, 2, b"some data")])
+    damaged = bytearray(buf)
+    damaged[-3] ^= 0x04
+    with pytest.raises(CorruptRecord) as info:
+        decode(_padded(bytes(damaged)))
+    assert info.value.offset == bounds[1]
 
 
 def test_final_record_with_zero_filled_block_is_torn() -> None:
@@ -125,9 +177,17 @@ def test_bit_flip_in_final_record(entries: list[tuple[int, int, bytes]], data: s
     except CorruptRecord as e:
         assert e.offset == last
         return
-    # only acceptable silent outcome: a torn tail whose damaged region is all zeros
-    assert d.torn and d.valid_bytes == last and not bytes(damaged[last:]).strip(b"\0")
+    # only acceptable silent outcome: a torn tail that looks unwritten (the payload all zeros, or zeros
+    # from a sector boundary to its end)
+    assert d.torn and d.valid_bytes == last and _looks_unwritten(bytes(damaged), last)
     assert [r.entry() for r in d.records] == entries[:-1]
+
+
+def _looks_unwritten(buf: bytes, pos: int) -> bool:
+    payload = buf[pos + HEADER_BYTES:]
+    if not payload.strip(b"\0"):
+        return True
+    return any(not buf[b:].strip(b"\0") for b in range(pos + HEADER_BYTES, len(buf)) if b % 512 == 0)
 
 
 def test_nonzero_garbage_after_records_is_corruption() -> None:

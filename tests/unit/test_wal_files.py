@@ -52,43 +52,52 @@ def test_unsynced_appends_are_not_on_disk(tmp_path: Path) -> None:
     seg = wal.segments[-1][2]
     assert seg.stat().st_size == 0
     wal.sync()
-    assert seg.stat().st_size == wal.segment_bytes > 0
+    d = wal_codec.decode(seg.read_bytes())  # the records, then zero room
+    assert _indexes(d.records) == [1, 2] and (d.valid_bytes, d.torn) == (wal.segment_bytes, False)
+    assert seg.stat().st_size == wal.room_end > wal.segment_bytes > 0
     wal.close()
 
 
-def test_torn_tail_is_truncated_and_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_torn_tail_is_zeroed_and_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A record cut short by the end of the file (as a segment without zero room ends after a crash)."""
     wal, _ = Wal.open(tmp_path, 1)
     _entries(wal, 1, 3)
     wal.close()
     seg = next(tmp_path.glob("*.wal"))
-    good = seg.stat().st_size
-    with open(seg, "ab") as f:
-        f.write(wal_codec.encode_entry(1, 4, b"never synced")[:-3])
+    good = wal.segment_bytes
+    torn = wal_codec.encode_entry(1, 4, b"never synced")[:-3]
+    with open(seg, "r+b") as f:
+        f.truncate(good)
+        f.seek(good)
+        f.write(torn)
     with caplog.at_level(logging.WARNING, logger="pyetcd.wal"):
         wal, records = Wal.open(tmp_path, 1)
     assert _indexes(records) == [1, 2, 3]
-    assert seg.stat().st_size == good
-    assert any(str(seg) in r.getMessage() and f"offset {good}" in r.getMessage() for r in caplog.records)
-    # appends continue cleanly after the truncation point
+    assert seg.read_bytes() == seg.read_bytes()[:good] + bytes(len(torn))  # zeroed, size kept
+    assert any(str(seg) in r.getMessage() and f"offset {good}" in r.getMessage() and "zeroing" in r.getMessage()
+               for r in caplog.records)
+    # appends continue cleanly at the end of the good records
     _entries(wal, 4, 5)
     wal.close()
-    _, records = Wal.open(tmp_path, 1)
-    assert _indexes(records) == [1, 2, 3, 4, 5]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pyetcd.wal"):
+        _, records = Wal.open(tmp_path, 1)
+    assert _indexes(records) == [1, 2, 3, 4, 5] and not caplog.records
 
 
-def test_zero_filled_tail_is_truncated(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_zero_filled_tail_is_a_clean_end(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     wal, _ = Wal.open(tmp_path, 1)
     _entries(wal, 1, 2)
     wal.close()
     seg = next(tmp_path.glob("*.wal"))
-    good = seg.stat().st_size
+    size = seg.stat().st_size
     with open(seg, "ab") as f:
         f.write(b"\0" * 4096)
     with caplog.at_level(logging.WARNING, logger="pyetcd.wal"):
         wal, records = Wal.open(tmp_path, 1)
     wal.close()
-    assert _indexes(records) == [1, 2] and seg.stat().st_size == good
-    assert caplog.records
+    assert _indexes(records) == [1, 2] and seg.stat().st_size == size + 4096
+    assert not caplog.records
 
 
 def test_damage_in_the_middle_names_file_and_offset(tmp_path: Path) -> None:

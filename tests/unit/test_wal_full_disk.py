@@ -1,8 +1,10 @@
 """A full disk loses nothing: the WAL and snapshot files on a real, small tmpfs that fills up.
 
 A sync/cut/save that hits ENOSPC raises DiskFull after putting the files back to their last durable
-state (no torn record for the next open to truncate or refuse), the objects stay usable, and writes
-resume once space is freed. Faults a tmpfs cannot produce (EIO, ENOSPC from fdatasync, EDQUOT) are
+state (no torn record for the next open to zero or refuse), the objects stay usable, and writes
+resume once space is freed. The WAL's zero room (wal.py) is space the segment already holds, so records
+that fit in it are written even on a full disk; the batches here that must fail are larger (BIG), and a
+failed sync gives the room back (the segment is truncated to its durable records). Faults a tmpfs cannot produce (EIO, ENOSPC from fdatasync, EDQUOT) are
 injected through the DiskIo seam (FaultIo) and the PYETCD_FAULT_FSYNC_EIO_AFTER test fault point.
 """
 
@@ -34,6 +36,7 @@ from pyetcd.storage.wal import Wal
 from tests.support.tmpfs import MountTmpfs, fill, free_bytes, mount_tmpfs
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+BIG = 128 * 1024  # more than a segment's zero room on a 1m tmpfs (at most 1/64 of the free space)
 __all__ = ["mount_tmpfs"]  # the fixture (tests/support/tmpfs.py), used by name
 _free = free_bytes
 _fill = fill
@@ -83,11 +86,11 @@ def test_sync_on_full_disk_raises_and_keeps_the_last_whole_record(
     seg = wal.segments[-1][2]
     _append(wal, 1, 3)
     wal.sync()
-    good = seg.stat().st_size
-    assert good == wal.segment_bytes > 0 and wal.fsyncs == 1
+    good = wal.segment_bytes
+    assert 0 < good < wal.room_end == seg.stat().st_size and wal.fsyncs == 1  # records, then zero room
     filler = _fill(mnt)
 
-    _append(wal, 4, 4, size=64 * 1024)  # far more than the slack in the segment's last page
+    _append(wal, 4, 4, size=BIG)  # far more than the slack in the segment's last page and its room
     with pytest.raises(DiskFull) as info:
         wal.sync()
     assert isinstance(info.value, OSError) and info.value.errno == errno.ENOSPC
@@ -97,17 +100,17 @@ def test_sync_on_full_disk_raises_and_keeps_the_last_whole_record(
     assert _reopen(mnt / "wal", caplog) == [1, 2, 3]
 
     # still full: a retry fails the same way and still leaves nothing behind
-    _append(wal, 4, 4, size=64 * 1024)
+    _append(wal, 4, 4, size=BIG)
     with pytest.raises(DiskFull):
         wal.sync()
     assert seg.stat().st_size == good
 
     # space comes back: the same Wal object takes the re-appended record, no restart
     filler.unlink()
-    _append(wal, 4, 4, size=64 * 1024)
+    _append(wal, 4, 4, size=BIG)
     _append(wal, 5, 5)
     wal.sync()
-    assert wal.fsyncs == 2 and seg.stat().st_size == wal.segment_bytes > good + 64 * 1024
+    assert wal.fsyncs == 2 and seg.stat().st_size == wal.room_end >= wal.segment_bytes > good + BIG
     wal.close()
     assert _reopen(mnt / "wal", caplog) == [1, 2, 3, 4, 5]
 
@@ -119,18 +122,19 @@ def test_partly_written_batch_is_truncated_away(mount_tmpfs: MountTmpfs, caplog:
     seg = wal.segments[-1][2]
     _append(wal, 1, 2)
     wal.sync()
-    good = seg.stat().st_size
+    good, room_pages = wal.segment_bytes, wal.room_end // PAGE - 1  # the records take part of one page
     filler = _fill(mnt, leave=2 * PAGE)
 
-    _append(wal, 3, 8, size=3000)  # ~18 KB: the first part fits, the rest does not
+    last = 2 + (wal.room_end - good + 2 * PAGE) // 3000 + 3  # the room and 2 pages fit, the rest does not
+    _append(wal, 3, last, size=3000)
     io.writes.clear()
     with pytest.raises(DiskFull):
         wal.sync()
     asked, done = io.writes[0]
     assert isinstance(done, int) and 0 < done < asked, io.writes  # a real short write happened...
     assert io.writes[-1][1] == "ENOSPC"  # ...and then the next write found no space
-    assert seg.stat().st_size == good == wal.segment_bytes
-    assert _free(mnt) == 2 * PAGE  # the partial write's pages were given back
+    assert seg.stat().st_size == good == wal.segment_bytes == wal.room_end
+    assert _free(mnt) == (2 + room_pages) * PAGE  # the partial write's pages (and the room) were given back
     assert wal.pending_bytes == 0 and wal.fsyncs == 1
     assert _reopen(mnt / "wal", caplog) == [1, 2]
 
@@ -138,10 +142,10 @@ def test_partly_written_batch_is_truncated_away(mount_tmpfs: MountTmpfs, caplog:
     _append(wal, 3, 3, size=3000)
     wal.sync()
     filler.unlink()
-    _append(wal, 4, 8, size=3000)
+    _append(wal, 4, last, size=3000)
     wal.sync()
     wal.close()
-    assert _reopen(mnt / "wal", caplog) == list(range(1, 9))
+    assert _reopen(mnt / "wal", caplog) == list(range(1, last + 1))
 
 
 def test_file_storage_after_a_full_disk_waits_for_real_room(mount_tmpfs: MountTmpfs) -> None:
@@ -152,11 +156,11 @@ def test_file_storage_after_a_full_disk_waits_for_real_room(mount_tmpfs: MountTm
     storage.write(None, [Entry(1, 1, EntryType.NORMAL, b"x" * 100)], HardState(1, 1, 1))
     storage.sync()
     seg = storage.wal.segments[-1][2]
-    good = seg.stat().st_size
+    good = storage.wal.segment_bytes
     assert good % PAGE and good % PAGE + 512 < PAGE  # the last page has slack for a hard state or two
     filler = _fill(mnt)
 
-    storage.write(None, [Entry(1, 2, EntryType.NORMAL, b"y" * 64 * 1024)], None)
+    storage.write(None, [Entry(1, 2, EntryType.NORMAL, b"y" * BIG)], None)
     with pytest.raises(DiskFull):
         storage.sync()
     for _ in range(3):  # a hard state alone (the driver's probe) would fit in the slack: still refused
@@ -167,7 +171,7 @@ def test_file_storage_after_a_full_disk_waits_for_real_room(mount_tmpfs: MountTm
     assert not (storage.wal.path / ROOM_PROBE).exists()
 
     filler.unlink()
-    storage.write(None, [Entry(1, 2, EntryType.NORMAL, b"y" * 64 * 1024)], HardState(1, 1, 2))
+    storage.write(None, [Entry(1, 2, EntryType.NORMAL, b"y" * BIG)], HardState(1, 1, 2))
     storage.sync()
     storage.write(None, [], HardState(1, 1, 2))  # and no further check once writes succeed
     storage.sync()
@@ -184,13 +188,13 @@ def test_cut_with_pending_records_on_full_disk(mount_tmpfs: MountTmpfs, caplog: 
     _append(wal, 1, 2)
     wal.sync()
     filler = _fill(mnt)
-    _append(wal, 3, 3, size=64 * 1024)
+    _append(wal, 3, 3, size=BIG)
     with pytest.raises(DiskFull):
         wal.cut(4)
     assert [p.name for p in (mnt / "wal").iterdir()] == ["0000000000000000-0000000000000001.wal"]
     assert len(wal.segments) == 1
     filler.unlink()
-    _append(wal, 3, 3, size=64 * 1024)
+    _append(wal, 3, 3, size=BIG)
     wal.cut(4)
     _append(wal, 4, 4)
     wal.close()
@@ -317,7 +321,7 @@ def test_full_from_write_or_fdatasync_rolls_back(tmp_path: Path, caplog: pytest.
     seg = wal.segments[-1][2]
     _append(wal, 1, 2)
     wal.sync()
-    good = seg.stat().st_size
+    good = wal.segment_bytes
     io.fail(op, err)
     _append(wal, 3, 4)
     with pytest.raises(DiskFull) as info:

@@ -1,0 +1,273 @@
+"""The WAL's zero room on real files (real fdatasync): segments are longer than their records, the zeros
+after the last record are a clean end, a torn record inside them is zeroed (the size kept), corruption
+is still refused, the room grows a chunk at a time, and a full disk while it grows or during a sync loses
+nothing and acknowledges nothing unsynced. Every case ends with a reopen."""
+
+from __future__ import annotations
+
+import errno
+import logging
+from pathlib import Path
+
+import pytest
+from pyetcd.storage import wal as wal_module
+from pyetcd.storage import wal_codec
+from pyetcd.storage.errors import DiskFull, FaultIo
+from pyetcd.storage.wal import Wal, WalCorrupt
+
+from tests.support.tmpfs import MountTmpfs, fill, free_bytes, mount_tmpfs
+
+__all__ = ["mount_tmpfs"]  # the fixture (tests/support/tmpfs.py), used by name
+SECTOR = wal_codec.SECTOR_BYTES
+
+
+def _append(wal: Wal, first: int, last: int, size: int = 0) -> None:
+    for i in range(first, last + 1):
+        wal.append(wal_codec.encode_entry(1, i, (b"data-%d-" % i).ljust(size, b"x")))
+
+
+def _indexes(records: list[wal_codec.Record]) -> list[int]:
+    return [r.entry()[1] for r in records if r.rtype == wal_codec.ENTRY]
+
+
+def _open(path: Path, caplog: pytest.LogCaptureFixture, io: FaultIo | None = None) -> tuple[Wal, list[int], list[str]]:
+    """Open the WAL: (wal, entry indexes, what it logged)."""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pyetcd.wal"):
+        wal, records = Wal.open(path, 1) if io is None else Wal.open(path, 1, io=io)
+    return wal, _indexes(records), [r.getMessage() for r in caplog.records if r.name == "pyetcd.wal"]
+
+
+def _reopen(path: Path, caplog: pytest.LogCaptureFixture) -> list[int]:
+    """The records a restart would see, which must find a clean end (nothing logged)."""
+    wal, indexes, logged = _open(path, caplog)
+    wal.close()
+    assert not logged
+    return indexes
+
+
+def _padded_wal(path: Path, last: int = 3) -> tuple[Path, int, int]:
+    """A closed WAL holding entries 1..last: (segment, logical end, file size)."""
+    wal, _ = Wal.open(path, 1)
+    _append(wal, 1, last)
+    wal.close()
+    seg = wal.segments[-1][2]
+    assert seg.stat().st_size == wal.room_end > wal.segment_bytes
+    return seg, wal.segment_bytes, wal.room_end
+
+
+def _write_at(seg: Path, offset: int, data: bytes) -> None:
+    with open(seg, "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+
+
+def _tail_is_zeros(seg: Path, offset: int) -> bool:
+    return not seg.read_bytes()[offset:].strip(b"\0")
+
+
+# ---- replay ------------------------------------------------------------------------------------------
+
+def test_padding_is_a_clean_end_and_appends_land_at_the_logical_end(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    seg, end, size = _padded_wal(tmp_path)
+    wal, indexes, logged = _open(tmp_path, caplog)
+    assert indexes == [1, 2, 3] and not logged
+    assert (wal.segment_bytes, wal.room_end, seg.stat().st_size) == (end, size, size)
+    _append(wal, 4, 5)
+    wal.sync()
+    d = wal_codec.decode(seg.read_bytes())
+    assert _indexes(d.records) == [1, 2, 3, 4, 5] and (d.valid_bytes, d.torn) == (wal.segment_bytes, False)
+    assert d.records[3].offset == end and seg.stat().st_size == size  # over the zeros: no growth
+    wal.close()
+    assert _reopen(tmp_path, caplog) == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("tear", ["first_sector_only", "lost_sector", "header_only"])
+def test_torn_record_inside_padding_is_zeroed(tmp_path: Path, caplog: pytest.LogCaptureFixture, tear: str) -> None:
+    seg, end, size = _padded_wal(tmp_path)
+    record = wal_codec.encode_entry(1, 4, b"never synced" * 200)  # ~2.4 KB: several sectors
+    first_cut = wal_codec.next_sector(end + wal_codec.HEADER_BYTES + 1) - end
+    torn = {"first_sector_only": record[:first_cut],
+            "lost_sector": record[:first_cut] + bytes(SECTOR) + record[first_cut + SECTOR:],
+            "header_only": record[:wal_codec.HEADER_BYTES]}[tear]
+    _write_at(seg, end, torn)
+    wal, indexes, logged = _open(tmp_path, caplog)
+    assert indexes == [1, 2, 3]
+    assert len(logged) == 1 and f"torn last record at offset {end}" in logged[0] and str(seg) in logged[0]
+    assert seg.stat().st_size == size and _tail_is_zeros(seg, end)  # zeroed, padding kept
+    assert (wal.segment_bytes, wal.room_end) == (end, size)
+    _append(wal, 4, 6)
+    wal.sync()
+    wal.close()
+    assert _reopen(tmp_path, caplog) == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_crash_while_zeroing_a_torn_record_leaves_it_torn(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The torn bytes are zeroed back to front, each piece synced: stopped after the first piece, the
+    tail still decodes as torn (not as a zero header with data after it, which would refuse to start)."""
+    seg, end, _ = _padded_wal(tmp_path)
+    record = wal_codec.encode_entry(1, 4, b"never synced" * 200)
+    _write_at(seg, end, record[:-SECTOR])  # its last sector never written
+    io = FaultIo()
+    io.fail("fdatasync", errno.EIO, after=1)  # the first piece is synced, then the "crash"
+    with pytest.raises(OSError, match="injected"):
+        _open(tmp_path, caplog, io)
+    assert not _tail_is_zeros(seg, end)
+    wal, indexes, logged = _open(tmp_path, caplog)
+    assert indexes == [1, 2, 3] and len(logged) == 1 and _tail_is_zeros(seg, end)
+    wal.close()
+    assert _reopen(tmp_path, caplog) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("damage", ["flip_earlier_record", "zero_header_then_data", "garbage_in_padding"])
+def test_corruption_is_still_refused(tmp_path: Path, damage: str) -> None:
+    seg, end, _ = _padded_wal(tmp_path)
+    second = len(wal_codec.encode_entry(1, 1, b"data-1-"))
+    raw = bytearray(seg.read_bytes())
+    if damage == "flip_earlier_record":
+        raw[second + wal_codec.HEADER_BYTES + 3] ^= 0x20
+        offset = second
+    elif damage == "zero_header_then_data":
+        raw[second:second + wal_codec.HEADER_BYTES] = bytes(wal_codec.HEADER_BYTES)
+        offset = second
+    else:
+        raw[end + 3 * SECTOR:end + 3 * SECTOR + 5] = b"stray"  # not a torn write: a bad header, data later
+        offset = end
+    seg.write_bytes(bytes(raw))
+    with pytest.raises(WalCorrupt) as info:
+        Wal.open(tmp_path, 1)
+    assert str(seg) in str(info.value) and f"offset {offset}" in str(info.value)
+    assert seg.read_bytes() == bytes(raw)  # nothing repaired away
+
+
+def test_non_last_segment_with_padding_is_clean(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    wal, _ = Wal.open(tmp_path, 1)
+    _append(wal, 1, 3)
+    wal.sync()
+    first, first_end = wal.segments[-1][2], wal.segment_bytes
+    wal.cut(4)
+    assert first.stat().st_size == first_end  # a cut gives the old segment's padding back...
+    _append(wal, 4, 5)
+    wal.close()
+    with open(first, "ab") as f:  # ...but a crash before that reached the disk leaves it there
+        f.write(bytes(64 * 1024))
+    assert _reopen(tmp_path, caplog) == [1, 2, 3, 4, 5]
+    wal, indexes, _ = _open(tmp_path, caplog)
+    assert wal.segments[-1][2] != first and indexes == [1, 2, 3, 4, 5]
+    _append(wal, 6, 6)
+    wal.close()
+    assert _reopen(tmp_path, caplog) == list(range(1, 7))
+
+
+# ---- the room grows a chunk at a time ----------------------------------------------------------------
+
+def test_room_grows_a_chunk_at_a_time(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    chunk = 16 * 1024
+    monkeypatch.setattr(wal_module, "ZERO_CHUNK", chunk)
+    io = FaultIo()
+    wal, _ = Wal.open(tmp_path, 1, io=io)
+    seg = wal.segments[-1][2]
+    extensions = 0
+    for i in range(1, 201):  # ~1 KB a sync: ~200 KB, a dozen chunks
+        before, writes = wal.room_end, io.calls["write"]
+        _append(wal, i, i, size=1000)
+        wal.sync()
+        grew = wal.room_end != before
+        extensions += grew
+        assert io.calls["write"] - writes == 1 + grew  # the records, and zeros only when they did not fit
+        assert seg.stat().st_size == wal.room_end >= wal.segment_bytes
+        assert wal.room_end % wal_module.BLOCK_BYTES == 0
+        if grew:
+            assert wal.room_end - wal.segment_bytes > chunk - wal_module.BLOCK_BYTES
+    assert extensions == pytest.approx(wal.segment_bytes / chunk, abs=2)
+    wal.close()
+    assert _reopen(tmp_path, caplog) == list(range(1, 201))
+
+
+def test_room_takes_a_small_share_of_a_nearly_full_disk(mount_tmpfs: MountTmpfs, caplog: pytest.LogCaptureFixture) -> None:
+    mnt = mount_tmpfs("1m")
+    filler = fill(mnt, leave=16 * 4096)
+    wal, _ = Wal.open(mnt / "wal", 1)
+    _append(wal, 1, 2)
+    wal.sync()
+    assert wal.room_end - wal.segment_bytes <= 16 * 4096 // wal_module.ROOM_FREE_SHARE
+    assert free_bytes(mnt) > 0
+    filler.unlink()
+    wal.close()
+    assert _reopen(mnt / "wal", caplog) == [1, 2]
+
+
+# ---- a full disk -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EDQUOT])
+def test_full_disk_while_adding_room_is_not_fatal(tmp_path: Path, caplog: pytest.LogCaptureFixture, err: int) -> None:
+    io = FaultIo()
+    wal, _ = Wal.open(tmp_path, 1, io=io)
+    seg = wal.segments[-1][2]
+    io.fail("write", err, after=1)  # the records go through, the zeros after them do not
+    _append(wal, 1, 3)
+    wal.sync()
+    assert wal.fsyncs == 1 and wal.room_end == wal.segment_bytes == seg.stat().st_size  # no room: as before
+    assert _reopen(tmp_path, caplog) == [1, 2, 3]
+    _append(wal, 4, 4)  # the next sync past the end tries again
+    wal.sync()
+    assert seg.stat().st_size == wal.room_end > wal.segment_bytes
+    wal.close()
+    assert _reopen(tmp_path, caplog) == [1, 2, 3, 4]
+
+
+def test_eio_while_adding_room_stops(tmp_path: Path) -> None:
+    io = FaultIo()
+    wal, _ = Wal.open(tmp_path, 1, io=io)
+    io.fail("write", errno.EIO, after=1)
+    _append(wal, 1, 1)
+    with pytest.raises(OSError) as info:
+        wal.sync()
+    assert type(info.value) is OSError and info.value.errno == errno.EIO
+    assert wal.fsyncs == 0 and wal.pending_bytes > 0  # nothing acknowledged, nothing cleaned up
+
+
+@pytest.mark.parametrize("op", ["write", "fdatasync"])
+def test_full_disk_during_a_sync_inside_the_room_truncates_it_away(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, op: str) -> None:
+    io = FaultIo()
+    wal, _ = Wal.open(tmp_path, 1, io=io)
+    seg = wal.segments[-1][2]
+    _append(wal, 1, 2)
+    wal.sync()
+    good, room = wal.segment_bytes, wal.room_end
+    io.fail(op, errno.ENOSPC)
+    _append(wal, 3, 4)  # fits in the room: no zeros written
+    with pytest.raises(DiskFull):
+        wal.sync()
+    assert seg.stat().st_size == good == wal.segment_bytes == wal.room_end  # the unsynced records are gone
+    assert _reopen(tmp_path, caplog) == [1, 2]
+    _append(wal, 3, 4)
+    wal.sync()  # the room comes back with the next sync
+    assert seg.stat().st_size == wal.room_end == room
+    wal.close()
+    assert _reopen(tmp_path, caplog) == [1, 2, 3, 4]
+
+
+def test_full_tmpfs_with_room_left_still_takes_what_fits(mount_tmpfs: MountTmpfs, caplog: pytest.LogCaptureFixture) -> None:
+    """The room is space the segment already holds: records that fit in it are durable on a full disk;
+    a batch past it fails, is truncated away (room included) and can be retried once space is back."""
+    mnt = mount_tmpfs("1m")
+    wal, _ = Wal.open(mnt / "wal", 1)
+    _append(wal, 1, 1)
+    wal.sync()
+    room = wal.room_end - wal.segment_bytes
+    filler = fill(mnt)
+    _append(wal, 2, 3, size=room // 4)
+    wal.sync()
+    _append(wal, 4, 4, size=room)
+    with pytest.raises(DiskFull):
+        wal.sync()
+    assert _reopen(mnt / "wal", caplog) == [1, 2, 3]
+    filler.unlink()
+    _append(wal, 4, 4, size=room)
+    wal.sync()
+    wal.close()
+    assert _reopen(mnt / "wal", caplog) == [1, 2, 3, 4]
