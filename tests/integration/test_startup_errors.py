@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration._http import request
 from tests.support.kit import clean_env
 from tests.support.servers import PYETCD_BIN, etcd_available, etcd_server, free_port, pyetcd_server
 from tests.support.tmpfs import MountTmpfs, mount_tmpfs  # noqa: F401 (a fixture)
@@ -234,3 +235,37 @@ def test_nothing_is_written_when_the_join_fails_after_binding(tmp_path: Path) ->
     _one_line(stderr, "cannot join the existing cluster: --initial-cluster names no other member to ask")
     assert _tree(data) == {}
     assert os.stat(data).st_mode & 0o777 == 0o700
+
+
+def test_a_second_member_on_a_data_dir_in_use_stops_and_a_kill_9_frees_it(tmp_path: Path) -> None:
+    srv = pyetcd_server(tmp_path, name="m1")
+    srv.start()
+    try:
+        assert request(srv.port, "PUT", "/v2/keys/k", form={"value": "before"}).status == 201
+        wal_before = _tree(srv.data_dir / "member" / "wal")
+        # Other ports, same data dir: it must not append to the running member's WAL.
+        stderr, took = _start_fails(_member(srv.data_dir))
+        _one_line(stderr, f"data dir {srv.data_dir} is in use by another process (pid {srv.pid}): one pyetcd per "
+                          "data dir; stop it first, or give this one a data dir of its own")
+        assert took < 10
+        assert _tree(srv.data_dir / "member" / "wal") == wal_before
+        assert request(srv.port, "PUT", "/v2/keys/k", form={"value": "after"}).status == 200  # never noticed
+        srv.kill9()
+        srv.start()  # at once: the hold died with the process
+        assert b'"value":"after"' in request(srv.port, "GET", "/v2/keys/k").body
+    finally:
+        srv.stop()
+
+
+def test_a_wal_dir_in_use_by_another_member_stops_the_second(tmp_path: Path) -> None:
+    wal = tmp_path / "shared-wal"
+    srv = pyetcd_server(tmp_path, name="m1", extra=["--wal-dir", str(wal)])
+    srv.start()
+    try:
+        other = tmp_path / "m2.pyetcd"
+        stderr, _ = _start_fails(_member(other, None, "--wal-dir", str(wal)))
+        _one_line(stderr, f"--wal-dir {wal} is in use by another process (pid {srv.pid}): one pyetcd per data dir; "
+                          "stop it first, or give this one a data dir of its own")
+    finally:
+        srv.stop()
+

@@ -32,6 +32,7 @@ from ..server.members import Member, cluster_id, id_hex, member_id
 from ..server.recovery import ClusterSpec, Recovered, recover
 from ..storage.datadir import StartupError
 from ..storage.datadir import check as check_dirs
+from ..storage.datadir import hold as hold_dir
 from ..storage.errors import DiskFull, io_from_environment
 from ..storage.files import FileStorage, wal_path
 from ..storage.identity import identity_path, read_identity, write_identity
@@ -367,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             cid, new_identity = _identity(cfg, spec, dial_ctx)
             # The data dir holds the cluster's data: private to the service's user, as etcd makes it.
             cfg.data_dir.mkdir(mode=0o700, exist_ok=True)
+            held = _hold_dirs(cfg)
             storage = FileStorage(cfg.data_dir, io, cfg.wal_dir, cfg.max_wals, cfg.max_snapshots)
             if new_identity:  # after the WAL: an identity never stands without one
                 write_identity(cfg.data_dir, cid, spec.self_id)
@@ -407,7 +409,18 @@ def main(argv: list[str] | None = None) -> int:
     advertised = [*cfg.advertise_client_urls, *cfg.initial_advertise_peer_urls]
     EventLoop(driver, member, storage, listeners, tick_s, dial_ctx, cfg.peer_tls.allowed_cn, supervisor,
               advertised).run()
+    for fd in held:  # the WAL is closed: another pyetcd may take the data dir now
+        os.close(fd)
     return 0
+
+
+def _hold_dirs(cfg: settings_mod.Settings) -> list[int]:
+    """This process's hold on its data dir (and --wal-dir): descriptors kept open until it exits."""
+    held = [hold_dir(cfg.data_dir, "data dir")]
+    if cfg.wal_dir is not None:
+        cfg.wal_dir.mkdir(mode=0o700, exist_ok=True)
+        held.append(hold_dir(cfg.wal_dir, "--wal-dir"))
+    return held
 
 
 def _log_recovered(rec: Recovered) -> None:

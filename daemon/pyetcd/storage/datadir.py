@@ -10,10 +10,17 @@ StartupError whose one-line message names the directory and what is wrong with i
   protobuf walpb.Record: field 1, its type, comes first). pyetcd's own segments begin with a record
   header whose third word is the CRC of the first two (storage/wal_codec.py);
 * the data dir's member/wal holds segments while --wal-dir points elsewhere (they would be ignored).
+
+`hold()` then takes the data dir (and --wal-dir) for this process: an exclusive flock on the directory
+itself, held until the process exits (no lock file is written). A second pyetcd given the same directory
+stops at start, naming the directory and the holder's pid, instead of appending to the same WAL (etcd 3.4
+waits on its WAL's lock without a word). The snapshot writer closes its inherited copy (it closes every
+descriptor), so a member killed with -9 frees its data dir at once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import struct
 import zlib
@@ -45,6 +52,35 @@ def check(data_dir: Path, wal_dir: Path | None = None) -> None:
     if wal_dir is not None and _segments(default_wal) and not _same(default_wal, wal_dir):
         raise StartupError(f"{default_wal} holds WAL files but --wal-dir is {wal_dir}: move them there first "
                            "(or start without --wal-dir)")
+
+
+def hold(path: Path, what: str) -> int:
+    """Lock directory `path` (which exists) for this process; returns the descriptor, to be kept open.
+    StartupError if another process holds it."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _flock_holder(os.fstat(fd))
+        os.close(fd)
+        by = f"another process (pid {holder})" if holder else "another process"
+        raise StartupError(f"{what} {path} is in use by {by}: one pyetcd per data dir; stop it first, or give "
+                           "this one a data dir of its own") from None
+    return fd
+
+
+def _flock_holder(st: os.stat_result) -> int:
+    """The pid holding a flock on the file `st` describes, from /proc/locks (0 if unknown)."""
+    want = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks") as f:
+            for line in f:
+                fields = line.split()  # id: FLOCK ADVISORY WRITE pid maj:min:inode start end
+                if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == want and fields[4].isdigit():
+                    return int(fields[4])
+    except OSError:
+        pass
+    return 0
 
 
 def etcd_evidence(data_dir: Path, wal_dir: Path | None = None) -> str:
