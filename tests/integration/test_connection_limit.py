@@ -165,6 +165,8 @@ def test_watchers_at_the_limit_never_lock_out_the_put(limited: tuple[Server, int
     assert closed >= 1  # the one that made room, oldest first; the watchers were never touched
     for c, _ in watchers:
         c.close()
+    metrics = request(srv.port, "GET", "/metrics", timeout=5).body.decode()
+    assert "\npyetcd_watches_refused_total 1.0\n" in metrics  # the one refused in (a)
 
 
 def test_idle_connections_taking_every_fd_do_not_spin_the_loop(limited: tuple[Server, int]) -> None:

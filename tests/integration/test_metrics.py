@@ -54,6 +54,9 @@ REQUIRED = {
     "pyetcd_wal_entries_per_fsync": "histogram",
     "pyetcd_connections": "gauge",
     "pyetcd_watch_connections": "gauge",
+    "pyetcd_snapshot_lag_entries": "gauge",
+    "pyetcd_snapshot_writing": "gauge",
+    "pyetcd_watches_refused_total": "counter",
 }
 ETCD_FSYNC_LE = ["0.001", "0.002", "0.004", "0.008", "0.016", "0.032", "0.064", "0.128", "0.256", "0.512",
                  "1.024", "2.048", "4.096", "8.192", "+Inf"]
@@ -159,6 +162,11 @@ def test_member_serves_etcd_metrics(server) -> None:  # type: ignore[no-untyped-
     assert after.value("etcd_server_proposals_applied_total") == committed
     assert after.value("etcd_server_proposals_pending") == 0
     assert after.value("etcd_server_proposals_failed_total") == 0
+    # No snapshot yet (--snapshot-count 10000): every entry applied since is behind the last snapshot.
+    assert after.value("pyetcd_snapshot_lag_entries") - before.value("pyetcd_snapshot_lag_entries") == \
+        committed - before.value("etcd_server_proposals_committed_total")
+    assert after.value("pyetcd_snapshot_writing") == 0
+    assert after.value("pyetcd_watches_refused_total") == 0
     fsyncs = after.value("etcd_disk_wal_fsync_duration_seconds_count")
     assert fsyncs >= before.value("etcd_disk_wal_fsync_duration_seconds_count") + 6
     assert after.value("etcd_disk_wal_fsync_duration_seconds_bucket", le="+Inf") == fsyncs

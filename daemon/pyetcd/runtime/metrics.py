@@ -194,6 +194,16 @@ class MemberCollector:
         yield from _connection_metrics(loop.connections.conns.values(), len(loop.front.watch_conns))
         yield _counter("pyetcd_server_write_batches_total", "Raft proposals that carried more than one client write.",
                        loop.driver.write_batches)
+        driver = loop.driver
+        yield _gauge("pyetcd_snapshot_lag_entries",
+                     "Applied entries after the last saved snapshot (what a restart replays from the WAL); far past "
+                     "--snapshot-count means the snapshot writer is falling behind.",
+                     driver.raft.applied_index - driver.snap_index)
+        yield _gauge("pyetcd_snapshot_writing", "1 while a snapshot is being written (a forked writer).",
+                     int(driver.snapshotting))
+        yield _counter("pyetcd_watches_refused_total",
+                       "Watches answered 503 \"too many watches\": the share of connections for watches was full.",
+                       loop.front.watches_refused)
 
 
 def _connection_metrics(conns: Iterable[Any], watching: int) -> list[Metric]:
