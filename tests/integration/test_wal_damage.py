@@ -1,5 +1,5 @@
-"""Damaged data at start: a torn WAL tail is zeroed (and logged), zero padding after the records is a clean
-end, real corruption stops the start."""
+"""Damaged data at start: a torn WAL tail (a batch cut by a crash, its pages in any order) is zeroed (and
+logged), zero padding after the records is a clean end, real corruption stops the start."""
 
 from __future__ import annotations
 
@@ -83,6 +83,7 @@ def _cut_at_sector(offset: int, record: bytes) -> bytes:
 
 
 LONG = _record(b"\x01" + b"\x00" * 16 + b"a long entry payload" * 100)
+GARBAGE = b"this is not a WAL record, just garbage appended by someone\n" * 2
 # name -> (the torn bytes for a record starting at offset, whether the file ends right after them, as a
 # segment without zero room does, or the zero room stays after them)
 TORN_TAILS = {
@@ -92,6 +93,12 @@ TORN_TAILS = {
     "header_only": (lambda offset: _record(b"\x01" + b"z" * 100)[:12], False),
     "partial_record_at_eof": (lambda offset: LONG[:40], True),
     "partial_header_at_eof": (lambda offset: b"\x17\x00\x00\x00\xde\xad", True),
+    # a power cut during a batch's fdatasync over the zero room: any of its pages may be missing
+    # (zeros), later ones written
+    "lost_page_at_record_boundary": (lambda offset: bytes(-(-offset // 4096) * 4096 - offset + 4096) + LONG * 3,
+                                     False),
+    "lost_sector_then_records": (lambda offset: TORN_TAILS["lost_sector"][0](offset) + LONG * 2, False),
+    "garbage_after_padding": (lambda offset: bytes(8192) + GARBAGE, False),
 }
 
 
@@ -167,17 +174,15 @@ def test_flipped_byte_in_last_record_refuses_to_start(make_server: MakeServer) -
     assert f"offset {offset}" in srv.log_tail(5000)
 
 
-@pytest.mark.parametrize("where", ["at_end", "after_padding"])
-def test_nonzero_garbage_tail_refuses_to_start_and_names_offset(make_server: MakeServer, where: str) -> None:
-    """Arbitrary non-zero bytes after the last record (or after its zero padding) do not look like a
-    torn write (bad header CRC, not zeros; or a zero header with data after it): the server refuses
-    rather than guess, naming file and offset. (etcd 3.4 also refuses most such tails: a garbage length
-    trips its entry-size limit rather than io.ErrUnexpectedEOF.)"""
+def test_nonzero_garbage_tail_refuses_to_start_and_names_offset(make_server: MakeServer) -> None:
+    """Arbitrary non-zero bytes right after the last record do not look like a torn write (bad header
+    CRC, no zeroed sector): the server refuses rather than guess, naming file and offset. (etcd 3.4 also
+    refuses most such tails: a garbage length trips its entry-size limit rather than io.ErrUnexpectedEOF.)
+    After a zero header (in the padding) they are a torn tail instead: see TORN_TAILS."""
     srv, _, _ = _prepare(make_server)
     seg = _last_segment(srv)
     good_end = _logical_end(seg)
-    garbage = b"this is not a WAL record, just garbage appended by someone\n" * 2
-    _write_at(seg, good_end if where == "at_end" else seg.stat().st_size, garbage)
+    _write_at(seg, good_end, GARBAGE)
     assert _start_fails(srv) != 0
     log = srv.log_tail(5000)
     assert str(seg) in log and f"offset {good_end}" in log, log

@@ -1,5 +1,6 @@
 """WAL record framing: round trips, zero padding (a clean end), torn tails (truncation, writes that reached
-the disk in part) and corruption (bit flips, data after a zero header)."""
+the disk in part, in any order: zeros where a page or sector never arrived, data after them) and corruption
+(bit flips, stray bytes)."""
 
 from __future__ import annotations
 
@@ -122,12 +123,49 @@ def test_payload_written_in_part_within_a_sector_is_corruption() -> None:
     assert (info.value.offset, info.value.reason) == (len(first), "payload CRC mismatch")
 
 
-def test_data_after_a_zero_header_is_corruption() -> None:
+def test_zero_header_ends_the_records_whatever_follows() -> None:
+    """A page lost from a record boundary, later pages of the same (unacknowledged) batch written."""
     buf, bounds = _encode([(1, 1, b"a"), (1, 2, b"b"), (1, 3, b"c")])
     damaged = buf[:bounds[1]] + bytes(HEADER_BYTES) + buf[bounds[1] + HEADER_BYTES:]
+    d = decode(_padded(damaged))
+    assert ([r.entry()[1] for r in d.records], d.valid_bytes, d.torn) == ([1], bounds[1], True)
+
+
+def _lost(buf: bytes, lo: int, hi: int) -> bytes:
+    return buf[:lo] + bytes(hi - lo) + buf[hi:]
+
+
+def _sectors_stream() -> tuple[bytes, list[int]]:
+    return _encode([(1, i, bytes([i]) * 300) for i in range(1, 9)])  # ~2.6 KB, records of 330 bytes
+
+
+def test_lost_sector_inside_a_record_with_data_after_is_torn() -> None:
+    buf, bounds = _sectors_stream()
+    assert bounds[3] < 1024 < 1536 < bounds[5] < bounds[-1]
+    for lo in (1024, bounds[3] + HEADER_BYTES + 20):  # a whole sector inside; a page lost inside the payload
+        d = decode(_padded(_lost(buf, lo, wal_codec.next_sector(lo + 1) + 512)))
+        victim = max(i for i, b in enumerate(bounds) if b < lo)
+        assert (len(d.records), d.valid_bytes, d.torn) == (victim, bounds[victim], True)
+
+
+def test_header_cut_at_a_sector_with_data_after_is_torn() -> None:
+    buf, bounds = _encode([(1, 1, b"a" * (512 - HEADER_BYTES - 18 - 5))] + [(1, i, b"b" * 300) for i in range(2, 6)])
+    assert bounds[1] == 507
+    d = decode(_padded(_lost(buf, 512, 1024)))
+    assert (len(d.records), d.valid_bytes, d.torn) == (1, 507, True)
+
+
+def test_zeros_shorter_than_a_sector_before_data_are_corruption() -> None:
+    """Zeros from a sector boundary that stop before the sector ends are no lost write."""
+    buf, bounds = _sectors_stream()
     with pytest.raises(CorruptRecord) as info:
-        decode(_padded(damaged))
-    assert (info.value.offset, info.value.reason) == (bounds[1], "bad header")
+        decode(_padded(_lost(buf, 1024, 1024 + 511)))
+    victim = max(i for i, b in enumerate(bounds) if b < 1024)
+    assert (info.value.offset, info.value.reason) == (bounds[victim], "payload CRC mismatch")
+    buf, bounds = _encode([(1, 1, b"a" * (512 - HEADER_BYTES - 18 - 5))] + [(1, i, b"b" * 300) for i in range(2, 6)])
+    with pytest.raises(CorruptRecord) as info:
+        decode(_padded(_lost(buf, 512, 1000)))
+    assert (info.value.offset, info.value.reason) == (507, "bad header")
 
 
 def test_bit_flip_in_final_record_before_padding_is_corruption() -> None:
@@ -178,7 +216,7 @@ def test_bit_flip_in_final_record(entries: list[tuple[int, int, bytes]], data: s
         assert e.offset == last
         return
     # only acceptable silent outcome: a torn tail that looks unwritten (the payload all zeros, or zeros
-    # from a sector boundary to its end)
+    # from a sector boundary to its end: these records are too short to hold a whole sector)
     assert d.torn and d.valid_bytes == last and _looks_unwritten(bytes(damaged), last)
     assert [r.entry() for r in d.records] == entries[:-1]
 

@@ -1,6 +1,7 @@
 """The WAL's zero room on real files (real fdatasync): segments are longer than their records, the zeros
-after the last record are a clean end, a torn record inside them is zeroed (the size kept), corruption
-is still refused, the room grows a chunk at a time, and a full disk while it grows or during a sync loses
+after the last record are a clean end, a torn record inside them is zeroed (the size kept), so is a batch
+torn by a power cut (pages missing, later ones written) in the last segment, corruption (and those shapes
+in an earlier segment) is still refused, the room grows a chunk at a time, and a full disk while it grows or during a sync loses
 nothing and acknowledges nothing unsynced. Every case ends with a reopen."""
 
 from __future__ import annotations
@@ -120,25 +121,138 @@ def test_a_crash_while_zeroing_a_torn_record_leaves_it_torn(tmp_path: Path, capl
     assert _reopen(tmp_path, caplog) == [1, 2, 3]
 
 
-@pytest.mark.parametrize("damage", ["flip_earlier_record", "zero_header_then_data", "garbage_in_padding"])
+@pytest.mark.parametrize("damage", ["flip_earlier_record", "flip_earlier_header", "stray_bytes_after_records",
+                                    "flip_before_a_lost_page"])
 def test_corruption_is_still_refused(tmp_path: Path, damage: str) -> None:
-    seg, end, _ = _padded_wal(tmp_path)
+    """Bit flips (no zeroed sector, no zero header) in the last segment, data after them: refused, even
+    when a torn batch follows later."""
+    seg, end, _ = _padded_wal(tmp_path, last=300)  # ~11 KB of records
     second = len(wal_codec.encode_entry(1, 1, b"data-1-"))
     raw = bytearray(seg.read_bytes())
+    offset = second
     if damage == "flip_earlier_record":
         raw[second + wal_codec.HEADER_BYTES + 3] ^= 0x20
-        offset = second
-    elif damage == "zero_header_then_data":
-        raw[second:second + wal_codec.HEADER_BYTES] = bytes(wal_codec.HEADER_BYTES)
-        offset = second
-    else:
-        raw[end + 3 * SECTOR:end + 3 * SECTOR + 5] = b"stray"  # not a torn write: a bad header, data later
+    elif damage == "flip_earlier_header":
+        raw[second + 1] ^= 0x01
+    elif damage == "stray_bytes_after_records":
+        raw[end:end + 5] = b"stray"  # not a torn write: a bad header, not cut at a sector
         offset = end
+    else:
+        raw[second + wal_codec.HEADER_BYTES + 3] ^= 0x20
+        raw[PAGE:2 * PAGE] = bytes(PAGE)  # a lost page further on, data after it
+        assert end > 2 * PAGE
     seg.write_bytes(bytes(raw))
     with pytest.raises(WalCorrupt) as info:
         Wal.open(tmp_path, 1)
     assert str(seg) in str(info.value) and f"offset {offset}" in str(info.value)
     assert seg.read_bytes() == bytes(raw)  # nothing repaired away
+
+
+# ---- a power cut during a batch's fdatasync: its pages reach the disk in any order -------------------
+
+PAGE = 4096
+OVERHEAD = len(wal_codec.encode_entry(1, 1, b""))
+# name -> (record sizes of the synced batch, of the batch cut by the crash, the range the crash left zeros)
+CRASHES = {
+    # the first page of the batch lost, the batch starting on it: zeros from a record boundary
+    "page_at_record_boundary": ([1000, 1000, 2096], [1500] * 8, (PAGE, 2 * PAGE)),
+    # a later page lost, a record starting on it
+    "middle_page_at_record_boundary": ([1000, 1000, 2096], [PAGE, PAGE, 1500, 1500, 1500], (2 * PAGE, 3 * PAGE)),
+    # the first page lost, shared with synced records: it keeps them, then the zeros that were there
+    "page_shared_with_synced_records": ([1000, 1000], [1500] * 8, (2000, PAGE)),
+    # a lost page starting inside a record's payload, and inside a header
+    "page_inside_a_record": ([1000, 1000, 2096], [3000] * 4, (2 * PAGE, 3 * PAGE)),
+    "page_inside_a_header": ([1000, 1000, 2096], [PAGE - 5, 3000, 3000, 3000], (2 * PAGE, 3 * PAGE)),
+}
+
+
+def _sized(index: int, total: int) -> bytes:
+    return wal_codec.encode_entry(1, index, (b"e-%d-" % index).ljust(total - OVERHEAD, b"x"))
+
+
+def _crashed(path: Path, crash: str, *, non_last: bool = False) -> tuple[Path, int, list[int], bytes]:
+    """Two synced batches, then the second one's zeroed range as a power cut during its fdatasync would
+    leave it (non_last: then a cut and one more entry, in a new segment). Returns (the damaged segment,
+    where its valid records end, the entries before that, its bytes)."""
+    synced, batch, (lo, hi) = CRASHES[crash]
+    wal, _ = Wal.open(path, 1)
+    seg = wal.segments[-1][2]
+    bounds = [0]
+    for sizes in (synced, batch):
+        for size in sizes:
+            wal.append(_sized(len(bounds), size))
+            bounds.append(bounds[-1] + size)
+        wal.sync()
+    assert wal.segment_bytes == bounds[-1] > hi and bounds[len(synced)] <= lo
+    if non_last:
+        wal.cut(len(bounds))
+        _append(wal, len(bounds), len(bounds))
+    wal.close()
+    _write_at(seg, lo, bytes(hi - lo))
+    whole = max(i for i, b in enumerate(bounds) if b <= lo)  # records wholly before the zeros
+    return seg, bounds[whole], list(range(1, whole + 1)), seg.read_bytes()
+
+
+@pytest.mark.parametrize("crash", sorted(CRASHES))
+def test_batch_torn_by_a_power_cut_is_zeroed(tmp_path: Path, caplog: pytest.LogCaptureFixture, crash: str) -> None:
+    seg, valid, before, raw = _crashed(tmp_path, crash)
+    size, discarded = len(raw), wal_codec.data_end(raw, valid) - valid
+    assert raw[CRASHES[crash][2][1]:].strip(b"\0")  # later pages of the batch did reach the disk
+    wal, indexes, logged = _open(tmp_path, caplog)
+    assert indexes == before
+    assert len(logged) == 1 and str(seg) in logged[0], logged
+    assert f"torn last record at offset {valid}: discarding the {discarded} bytes" in logged[0]
+    assert seg.read_bytes()[:valid] == raw[:valid] and _tail_is_zeros(seg, valid)  # zeroed, not cut
+    assert (wal.segment_bytes, wal.room_end, seg.stat().st_size) == (valid, size, size)
+    new = len(before) + 1
+    _append(wal, new, new)
+    wal.sync()
+    assert wal_codec.decode(seg.read_bytes()).records[-1].offset == valid  # right after the valid records
+    wal.close()
+    assert _reopen(tmp_path, caplog) == before + [new]
+
+
+@pytest.mark.parametrize("crash", sorted(CRASHES))
+def test_the_same_damage_in_a_non_last_segment_is_refused(tmp_path: Path, crash: str) -> None:
+    """A segment before the last was synced whole before the next one was created: no crash shape."""
+    seg, valid, _, raw = _crashed(tmp_path, crash, non_last=True)
+    with pytest.raises(WalCorrupt, match="not the last segment") as info:
+        Wal.open(tmp_path, 1)
+    assert str(seg) in str(info.value) and f"offset {valid}" in str(info.value)
+    assert seg.read_bytes() == raw  # nothing repaired away
+
+
+@pytest.mark.parametrize("op", ["write", "fdatasync"])
+@pytest.mark.parametrize(("crash", "pieces"), [(c, n) for c in ("page_at_record_boundary", "page_inside_a_record",
+                                                                  "page_inside_a_header") for n in (1, 2)]
+                         + [("page_inside_a_header", 3)])
+def test_a_crash_while_zeroing_a_torn_batch_leaves_it_torn(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, crash: str, pieces: int, op: str) -> None:
+    """Stopped after any of the pieces it zeroes (back to front, each synced; the next one not written, or
+    written but not synced), the tail still ends at the same offset and is zeroed by the next open (or is
+    all zeros already: a clean end)."""
+    seg, valid, before, _ = _crashed(tmp_path, crash)
+    io = FaultIo()
+    io.fail(op, errno.EIO, after=pieces)
+    with pytest.raises(OSError, match="injected"):
+        _open(tmp_path, caplog, io)
+    done = _tail_is_zeros(seg, valid)  # the next piece written, unsynced; or the rest was zeros already
+    wal, indexes, logged = _open(tmp_path, caplog)
+    assert indexes == before and _tail_is_zeros(seg, valid)
+    assert len(logged) == (0 if done else 1) and all(f"offset {valid}:" in m for m in logged)
+    wal.close()
+    assert _reopen(tmp_path, caplog) == before
+
+
+def test_stray_bytes_in_the_padding_are_a_torn_tail(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """After the records' end (a zero header) nothing in the last segment was acknowledged: zeroed."""
+    seg, end, size = _padded_wal(tmp_path)
+    _write_at(seg, end + 3 * SECTOR, b"stray")
+    wal, indexes, logged = _open(tmp_path, caplog)
+    assert indexes == [1, 2, 3] and len(logged) == 1 and f"offset {end}:" in logged[0]
+    assert _tail_is_zeros(seg, end) and seg.stat().st_size == size
+    wal.close()
+    assert _reopen(tmp_path, caplog) == [1, 2, 3]
 
 
 def test_non_last_segment_with_padding_is_clean(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

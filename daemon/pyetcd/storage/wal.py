@@ -12,9 +12,18 @@ extents, so ext4 need not commit its journal: on this machine's disk ~0.11 ms in
 200 bytes, ~0.12 instead of ~0.23 ms after 9.5 KB (fallocate alone is not enough: its unwritten extents
 need a journal commit when first written). Only the sync that adds room (records past it) pays once per
 chunk. On open, zero padding after the last record is a clean end; a cut gives the old segment's padding
-back (not synced: padding left by a crash is a clean end too). A torn tail of the last segment is
-overwritten with zeros, keeping the file's size (and logged); any other damage stops the start with an
-error naming the file and offset.
+back (not synced: padding left by a crash is a clean end too).
+
+Since records overwrite zeros instead of growing the file, no journal commit orders a batch's pages: a
+power cut in the middle of its fdatasync may leave any subset of them on the disk, in any order, so the
+last segment may hold valid records, then a page that never arrived (zeros, from a record boundary or
+inside a record), then later pages of the same batch, then padding. That batch was never acknowledged
+(acks follow a completed fdatasync). So, in the LAST segment only, the records end at an all-zero header
+at a record boundary or at a record failing its CRC that holds a zeroed sector (the exact shapes are in
+wal_codec); non-zero bytes after that end are a torn tail: logged (file, offset, bytes discarded) and
+overwritten with zeros, keeping the file's size, so the next append lands right after the valid records.
+In an earlier segment (fully synced before the next one was created) the same shapes are corruption. Any
+other damage (a bit flip) stops the start with an error naming the file and offset.
 
 A full disk is not fatal: when ENOSPC/EDQUOT hits `sync` or `cut`, the segment is cut back to its last
 durable whole record (truncate to `segment_bytes` + fdatasync; its padding goes too and is written again
@@ -27,6 +36,7 @@ All writing OS calls go through a DiskIo (storage/errors.py) so tests can inject
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from pathlib import Path
@@ -90,12 +100,13 @@ class Wal:
                 raise WalCorrupt(f"{seg}: corrupt record at offset {e.offset} ({e.reason}); refusing to start") from e
             valid, size, torn_end = decoded.valid_bytes, len(raw), decoded.valid_bytes
             if decoded.torn:
-                if i < len(found) - 1:
-                    raise WalCorrupt(f"{seg}: truncated at offset {valid} but it is not the last "
-                                     "segment; refusing to start")
                 torn_end = wal_codec.data_end(raw, valid)
-                log.warning("WAL %s: torn last record at offset %d (%d bytes), zeroing it", seg, valid,
-                            torn_end - valid)
+                if i < len(found) - 1:
+                    raise WalCorrupt(f"{seg}: damaged at offset {valid} ({torn_end - valid} bytes of data "
+                                     "from there) but it is not the last segment, which was synced whole; "
+                                     "refusing to start")
+                log.warning("WAL %s: torn last record at offset %d: discarding the %d bytes after it (an "
+                            "unacknowledged batch cut by a crash), zeroing them", seg, valid, torn_end - valid)
             records.extend(decoded.records)
             wal.segments.append((seq, first, seg))
         if wal.segments:
@@ -116,17 +127,18 @@ class Wal:
         self._fd, self.segment_bytes, self.room_end = fd, valid, size
 
     def _zero_torn(self, fd: int, start: int, end: int) -> None:
-        """Overwrite the torn record at [start, end) with zeros, keeping the file's size and padding.
-        Back to front (the payload from its first sector boundary, the rest of the payload, the header),
-        each piece durable before the next: a crash in between leaves a tail that still decodes as torn,
-        never a zero header followed by data (corruption)."""
+        """Overwrite the torn tail at [start, end) with zeros, keeping the file's size and padding.
+        Back to front (from the payload's first sector boundary on, the rest of the payload, the header
+        after a sector boundary inside it, the header before it), each piece durable before the next:
+        whichever of a piece's pages a crash lets through, the tail still decodes as torn (zeros only
+        add zeroed sectors; the record's header goes last, never leaving data behind a header that is
+        neither whole nor cut at a sector)."""
         payload = start + wal_codec.HEADER_BYTES
-        sector = wal_codec.next_sector(payload)
-        for lo, hi in ((sector, end), (payload, sector), (start, payload)):
-            lo, hi = max(lo, start), min(hi, end)
-            if lo < hi:
-                self._write_at(fd, lo, bytes(hi - lo))
-                self.io.fdatasync(fd)
+        cuts = sorted({start, wal_codec.next_sector(start), payload, wal_codec.next_sector(payload), end})
+        cuts = [c for c in cuts if start <= c <= end]
+        for lo, hi in reversed(list(itertools.pairwise(cuts))):
+            self._write_at(fd, lo, bytes(hi - lo))
+            self.io.fdatasync(fd)
 
     def _write_at(self, fd: int, offset: int, data: bytes | bytearray) -> None:
         # lseek + write (not O_APPEND: the file is longer than its records); lseek writes nothing

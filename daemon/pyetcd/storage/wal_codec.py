@@ -7,20 +7,35 @@ Record layout (little endian):
 A segment may end in zero padding: wal.py writes zeros ahead of its records so that a sync overwrites
 blocks that already exist instead of growing the file. A record header is never all zeros (its length
 is at least 1, and crc32 of eight zero bytes is not zero), so an all-zero header at a record boundary
-with nothing but zeros after it is the CLEAN end of the segment: `valid_bytes` is where the next record
-goes.
+ends the records: with nothing but zeros after it, that is the CLEAN end of the segment (`valid_bytes`
+is where the next record goes).
 
-Decoding a segment distinguishes two kinds of damage:
-* torn tail: an unsynced, hence unacknowledged, write that reached the disk only in part (cut at the
-  end of the file or at a 512-byte sector boundary, or missing a whole sector), followed by nothing but
-  zeros (padding, or the end of the file): the segment ends inside a record; or a bad header is the
-  last non-zero data and was cut at the end of the file or a sector boundary; or a final record fails
-  its CRC and its payload is all zeros, or its bytes from a sector boundary on are zeros, or it holds a
-  whole zeroed sector (etcd's WAL tells a torn final record from corruption the same way). The caller
-  overwrites it with zeros.
-* corruption: any other bad header or CRC (an all-zero header followed by non-zero bytes included).
-  Acknowledged data may be damaged there, so the caller must stop and name the file and offset instead
-  of guessing.
+Why damage followed by data can be a mere crash: records are written over those zeros, not appended, so
+no journal commit orders a batch's pages (with O_APPEND on ext4, data=ordered, a batch became visible
+only with the size update, after its data). A power cut in the middle of the batch's fdatasync may leave
+any subset of its pages (or 512-byte sectors) on the disk, in any order: valid records, then a page that
+never arrived (still zeros; it starts at a record boundary or inside a record), then non-zero later pages
+of the same batch, then padding. Nothing in that batch was acknowledged (acks follow a completed
+fdatasync), so it may be discarded. etcd's WAL decoder has the same rule: a zero frame length ends the
+log, and a record failing its CRC with a zeroed sector is a torn write that ends it too.
+
+The records therefore end (torn=True when non-zero bytes follow `valid_bytes`, which the caller must
+overwrite with zeros; torn=False when only zeros follow) at the first of:
+* an all-zero header at a record boundary, whatever follows;
+* a bad header cut short by the end of the file, or whose bytes from a sector boundary inside it on are
+  zeros up to the end of that sector (or of the file): the rest of it never reached the disk;
+* a valid header whose record runs past the end of the file;
+* a record failing its CRC in which a whole sector starting inside it is zeros (it may run past the
+  record's end: a lost page that starts inside the record), or whose payload is all zeros with only
+  zeros after it (the header alone was written).
+This holds only for the LAST segment, and the caller enforces that: an earlier segment was fully synced
+before the next one was created, so a torn result there (anything but zero padding after the records)
+is corruption that must refuse to start.
+
+Everything else is corruption, wherever it is: a bad header or a CRC mismatch without such zeros (a bit
+flip, stray bytes). Acknowledged data may be damaged there, so the caller must stop and name the file
+and offset instead of guessing. These checks run only once a header or a CRC has failed: a clean decode
+pays nothing for them.
 """
 
 from __future__ import annotations
@@ -90,7 +105,9 @@ class Decoded:
 
 
 def decode(buf: bytes) -> Decoded:
-    """Decode a whole segment. Raises CorruptRecord for damage that is not a torn tail."""
+    """Decode a whole segment. Raises CorruptRecord for damage that is not a torn tail (module docstring);
+    a torn tail ends the records wherever it is, so a caller decoding a segment that is not the last one
+    must refuse a torn result."""
     records: list[Record] = []
     append = records.append
     crc32 = zlib.crc32
@@ -109,8 +126,8 @@ def decode(buf: bytes) -> Decoded:
         if stop > end:
             return Decoded(records, pos, True)
         if crc32(view[start:stop]) != payload_crc:
-            if data_end(buf, stop) == stop and _torn_record(buf, pos, stop):
-                return Decoded(records, pos, True)  # the final record, partly never written
+            if _torn_record(buf, pos, stop):
+                return Decoded(records, pos, True)  # a record of the last batch, partly never written
             raise CorruptRecord(pos, "payload CRC mismatch")
         append(Record(buf[start], buf[start + 1:stop], pos))
         pos = stop
@@ -124,11 +141,10 @@ def data_end(buf: bytes, start: int) -> int:
 
 def _bad_header(buf: bytes, records: list[Record], pos: int) -> Decoded:
     """What a header that does not decode at `pos` (or fewer bytes than a header) means."""
-    last = data_end(buf, pos)
-    if last == pos:
-        return Decoded(records, pos, False)  # zero padding (or nothing): the clean end
     cut = pos + HEADER_BYTES
-    if last <= cut and (len(buf) < cut or next_sector(last) < cut):
+    if not buf[pos:cut].strip(b"\0"):
+        return Decoded(records, pos, data_end(buf, pos) > pos)  # the end: clean, or a lost page after it
+    if len(buf) < cut or _lost_sector(buf, pos, cut):
         return Decoded(records, pos, True)  # a header cut short by the end of the file or at a sector
     raise CorruptRecord(pos, "bad header")
 
@@ -139,23 +155,25 @@ def next_sector(offset: int) -> int:
 
 
 def _torn_record(buf: bytes, pos: int, stop: int) -> bool:
-    """Whether the final record [pos, stop), which fails its CRC, looks never fully written rather than
-    damaged after it was: its payload is all zeros (the header alone was written; a payload starts with
-    its non-zero type byte), its bytes from a sector boundary on are zeros (a write cut short at a
-    page or sector), or it holds a whole zeroed sector (a sector that did not reach the disk)."""
+    """Whether the record [pos, stop), which fails its CRC, looks never fully written rather than damaged
+    after it was: a whole sector starting inside it never reached the disk, or its payload is all zeros
+    and so is everything after it (the header alone was written; a payload starts with its non-zero type
+    byte)."""
     payload = pos + HEADER_BYTES
-    zeros_from = payload + len(buf[payload:stop].rstrip(b"\0"))
-    if zeros_from == payload:
-        return True
-    return next_sector(zeros_from) < stop or _has_zero_sector(buf, pos, stop)
+    return _lost_sector(buf, pos, stop) or data_end(buf, payload) == payload
 
 
-def _has_zero_sector(buf: bytes, start: int, end: int) -> bool:
-    """True if a whole disk sector inside [start, end) is zeros: a write that did not reach the disk."""
-    sector = next_sector(start)
-    zeros = bytes(SECTOR_BYTES)
-    while sector + SECTOR_BYTES <= end:
-        if buf[sector:sector + SECTOR_BYTES] == zeros:
+_ZERO_SECTOR = bytes(SECTOR_BYTES)
+
+
+def _lost_sector(buf: bytes, start: int, end: int) -> bool:
+    """True if a sector that starts inside (start, end) is all zeros up to its own end or the end of the
+    file (it may reach past `end`): a write that did not reach the disk (a bit flip does not zero a
+    sector)."""
+    sector = next_sector(start + 1)
+    while sector < end:
+        chunk = buf[sector:sector + SECTOR_BYTES]
+        if _ZERO_SECTOR.startswith(chunk):
             return True
         sector += SECTOR_BYTES
     return False
