@@ -530,9 +530,14 @@ def test_private_fast_path_is_used_exactly_when_h11_has_it() -> None:
     assert conn_mod._h11_takes_parsed() is has_it
 
 
+def test_private_peek_at_the_receive_buffer_is_used_with_this_h11() -> None:
+    assert conn_mod.PEEK_RECEIVE_BUFFER is conn_mod._h11_buffer_visible() is True
+
+
 def test_public_fallback_gives_identical_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     fast = _exchange()
     monkeypatch.setattr(conn_mod, "SKIP_HEADER_VALIDATION", False)
+    monkeypatch.setattr(conn_mod, "PEEK_RECEIVE_BUFFER", False)
     slow = _exchange()
     assert slow == fast
     statuses = [s for s, _, _ in parse_responses(fast, [b"GET", b"HEAD", b"DELETE", b"GET", b"GET"])]
