@@ -20,3 +20,5 @@ if c_make_encoder is not None:
         return "".join(_chunks(obj, 0))
 else:  # an interpreter without the C accelerator: the reference encoder itself
     compact_dumps = _REFERENCE.encode
+
+encode_string = encode_basestring  # a str as a JSON string, exactly as compact_dumps writes strings

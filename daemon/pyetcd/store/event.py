@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..compactjson import compact_dumps
+from ..compactjson import compact_dumps, encode_string
 
 GET = "get"
 SET = "set"
@@ -55,6 +55,26 @@ class NodeView:
             out["createdIndex"] = self.created_index
         return out
 
+    def json_text(self) -> str | None:
+        """compact_dumps(self.to_json_obj()) written directly, without the dict and the encoder's walk
+        (1.2 of the 3.8 us of a set event's body); None for a view with children."""
+        if self.nodes:
+            return None
+        parts = ['"key":' + encode_string(self.key)] if self.key != "/" else []
+        if self.dir:
+            parts.append('"dir":true')
+        if self.value is not None:
+            parts.append('"value":' + encode_string(self.value))
+        if self.expire_at_ns:
+            parts.append('"expiration":' + encode_string(rfc3339_ns(self.expire_at_ns)))
+        if self.ttl:
+            parts.append(f'"ttl":{self.ttl}')
+        if self.modified_index:
+            parts.append(f'"modifiedIndex":{self.modified_index}')
+        if self.created_index:
+            parts.append(f'"createdIndex":{self.created_index}')
+        return "{" + ",".join(parts) + "}"
+
 
 @dataclass(slots=True)
 class Event:
@@ -85,7 +105,13 @@ class Event:
         return out
 
     def to_json_bytes(self, no_value: bool = False) -> bytes:
-        return dump_json(self.to_json_obj(no_value))
+        """dump_json(self.to_json_obj(no_value)), written directly when no view has children."""
+        node = None if no_value else self.node.json_text()
+        prev = None if node is None or self.prev_node is None else self.prev_node.json_text()
+        if node is None or (prev is None and self.prev_node is not None):
+            return dump_json(self.to_json_obj(no_value))
+        text = '{"action":' + encode_string(self.action) + ',"node":' + node
+        return _go_bytes(text + "}" if prev is None else text + ',"prevNode":' + prev + "}")
 
 
 # Go's encoder escapes these for HTML safety; mirror it so bodies compare byte for byte.
@@ -99,7 +125,11 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def dump_json(obj: object) -> bytes:
     """Compact JSON plus newline, as Go's json.Encoder writes it."""
-    text = compact_dumps(obj)
+    return _go_bytes(compact_dumps(obj))
+
+
+def _go_bytes(text: str) -> bytes:
+    """Compact JSON text as Go's json.Encoder writes it: its escapes, then a newline, in UTF-8."""
     if "<" in text or ">" in text or "&" in text or "\u2028" in text or "\u2029" in text:
         text = text.translate(_GO_ESCAPES)
     if "\\b" in text or "\\f" in text:
