@@ -163,6 +163,10 @@ CRASHES = {
     # a lost page starting inside a record's payload, and inside a header
     "page_inside_a_record": ([1000, 1000, 2096], [3000] * 4, (2 * PAGE, 3 * PAGE)),
     "page_inside_a_header": ([1000, 1000, 2096], [PAGE - 5, 3000, 3000, 3000], (2 * PAGE, 3 * PAGE)),
+    # the sector (or page) holding the synced records' end and the batch's first header's start lost: it
+    # keeps its old content, the synced records and zeros up to the boundary inside that header
+    "sector_holding_a_headers_start": ([505], [2000, 100], (505, SECTOR)),
+    "page_holding_a_headers_start": ([1000, 1000, 2090], [3000, 3000], (PAGE - 6, PAGE)),
 }
 
 

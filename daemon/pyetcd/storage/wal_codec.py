@@ -23,7 +23,9 @@ The records therefore end (torn=True when non-zero bytes follow `valid_bytes`, w
 overwrite with zeros; torn=False when only zeros follow) at the first of:
 * an all-zero header at a record boundary, whatever follows;
 * a bad header cut short by the end of the file, or whose bytes from a sector boundary inside it on are
-  zeros up to the end of that sector (or of the file): the rest of it never reached the disk;
+  zeros up to the end of that sector (or of the file): the rest of it never reached the disk; or whose
+  bytes before a sector boundary inside it are all zeros: the sector holding its start never reached the
+  disk (that sector keeps its old content, the synced records before it and zero padding);
 * a valid header whose record runs past the end of the file;
 * a record failing its CRC in which a whole sector starting inside it is zeros (it may run past the
   record's end: a lost page that starts inside the record), or whose payload is all zeros with only
@@ -33,7 +35,9 @@ before the next one was created, so a torn result there (anything but zero paddi
 is corruption that must refuse to start.
 
 Everything else is corruption, wherever it is: a bad header or a CRC mismatch without such zeros (a bit
-flip, stray bytes). Acknowledged data may be damaged there, so the caller must stop and name the file
+flip, stray bytes). An invariant this relies on: no record holds a run of 512 zero bytes (entries are
+JSON, which escapes NUL, or short binary records), so a zeroed sector inside a record always means a
+write that did not arrive, never its content. Acknowledged data may be damaged there, so the caller must stop and name the file
 and offset instead of guessing. These checks run only once a header or a CRC has failed: a clean decode
 pays nothing for them.
 """
@@ -146,6 +150,9 @@ def _bad_header(buf: bytes, records: list[Record], pos: int) -> Decoded:
         return Decoded(records, pos, data_end(buf, pos) > pos)  # the end: clean, or a lost page after it
     if len(buf) < cut or _lost_sector(buf, pos, cut):
         return Decoded(records, pos, True)  # a header cut short by the end of the file or at a sector
+    boundary = next_sector(pos + 1)
+    if boundary < cut and not buf[pos:boundary].strip(b"\0"):
+        return Decoded(records, pos, True)  # the sector holding the header's start never arrived
     raise CorruptRecord(pos, "bad header")
 
 
