@@ -206,6 +206,8 @@ def test_batch_torn_by_a_power_cut_is_zeroed(tmp_path: Path, caplog: pytest.LogC
     assert indexes == before
     assert len(logged) == 1 and str(seg) in logged[0], logged
     assert f"torn last record at offset {valid}: discarding the {discarded} bytes" in logged[0]
+    copy = seg.with_name(f"{seg.name}.{valid:x}.broken")  # what was zeroed, kept for an operator
+    assert copy.read_bytes() == raw[valid:valid + discarded] and logged[0].endswith(f"a copy is kept in {copy}")
     assert seg.read_bytes()[:valid] == raw[:valid] and _tail_is_zeros(seg, valid)  # zeroed, not cut
     assert (wal.segment_bytes, wal.room_end, seg.stat().st_size) == (valid, size, size)
     new = len(before) + 1
@@ -389,3 +391,18 @@ def test_full_tmpfs_with_room_left_still_takes_what_fits(mount_tmpfs: MountTmpfs
     wal.sync()
     wal.close()
     assert _reopen(mnt / "wal", caplog) == [1, 2, 3, 4]
+
+
+def test_a_torn_tail_is_zeroed_even_when_no_copy_can_be_kept(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    seg, valid, before, raw = _crashed(tmp_path, "page_at_record_boundary")
+    io = FaultIo()
+    io.fail("open", errno.ENOSPC, times=1)  # the copy's file: the only open a start makes on a torn tail
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pyetcd.wal"):
+        wal, records = Wal.open(tmp_path, 1, io=io)
+    wal.close()
+    assert _indexes(records) == before and _tail_is_zeros(seg, valid)
+    logged = [r.getMessage() for r in caplog.records if r.name == "pyetcd.wal"]
+    assert any("could not keep a copy" in m for m in logged) and logged[-1].endswith("no copy could be kept")
+    assert not list(tmp_path.glob("*.broken"))
+    assert _reopen(tmp_path, caplog) == before

@@ -20,8 +20,9 @@ last segment may hold valid records, then a page that never arrived (zeros, from
 inside a record), then later pages of the same batch, then padding. That batch was never acknowledged
 (acks follow a completed fdatasync). So, in the LAST segment only, the records end at an all-zero header
 at a record boundary or at a record failing its CRC that holds a zeroed sector (the exact shapes are in
-wal_codec); non-zero bytes after that end are a torn tail: logged (file, offset, bytes discarded) and
-overwritten with zeros, keeping the file's size, so the next append lands right after the valid records.
+wal_codec); non-zero bytes after that end are a torn tail: logged (file, offset, bytes discarded), copied
+to `<segment>.<offset>.broken` (as etcd keeps a copy when it repairs its WAL) and overwritten with zeros,
+keeping the file's size, so the next append lands right after the valid records.
 In an earlier segment (fully synced before the next one was created) the same shapes are corruption. Any
 other damage (a bit flip) stops the start with an error naming the file and offset.
 
@@ -105,8 +106,10 @@ class Wal:
                     raise WalCorrupt(f"{seg}: damaged at offset {valid} ({torn_end - valid} bytes of data "
                                      "from there) but it is not the last segment, which was synced whole; "
                                      "refusing to start")
+                kept = wal._keep_discarded(seg, valid, raw[valid:torn_end])
                 log.warning("WAL %s: torn last record at offset %d: discarding the %d bytes after it (an "
-                            "unacknowledged batch cut by a crash), zeroing them", seg, valid, torn_end - valid)
+                            "unacknowledged batch cut by a crash), zeroing them; %s", seg, valid,
+                            torn_end - valid, f"a copy is kept in {kept}" if kept else "no copy could be kept")
             records.extend(decoded.records)
             wal.segments.append((seq, first, seg))
         if wal.segments:
@@ -114,6 +117,27 @@ class Wal:
         else:
             wal._new_segment(0, first_index)
         return wal, records
+
+    def _keep_discarded(self, seg: Path, offset: int, data: bytes) -> Path | None:
+        """Save the bytes about to be zeroed to `<segment>.<offset>.broken` (durably), as etcd keeps a
+        `.broken` copy when it repairs its WAL: if they were damage in synced records rather than a torn
+        batch (a bit flip beside a zeroed sector reads the same), an operator can still get them back.
+        Nothing reads these files; a failure to write one is logged and the start goes on."""
+        copy = seg.with_name(f"{seg.name}.{offset:x}.broken")
+        fd = -1
+        try:
+            fd = self.io.open(copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            write_all(self.io, fd, data)
+            self.io.fsync(fd)
+            fsync_dir(self.path, self.io)
+        except OSError as e:
+            log.error("WAL %s: could not keep a copy of the %d torn bytes at offset %d in %s: %s", seg, len(data),
+                      offset, copy, e)
+            return None
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        return copy
 
     def _open_last(self, valid: int, size: int, torn_end: int) -> None:
         """Go on writing the last segment at `valid`, once its torn bytes up to `torn_end` are zeros."""
